@@ -1,0 +1,1 @@
+"""The public vocabulary of ringlog: ids, subjects, enums, events and commands."""

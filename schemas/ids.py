@@ -1,0 +1,65 @@
+"""Id rules (ARCHITECTURE.md 2.1) and the one encoding of ids into subject tokens."""
+
+from __future__ import annotations
+
+import re
+
+USER_ID_MAX_BYTES = 64
+CALL_ID_MAX_BYTES = 128
+
+# The kit's own rule: letters, digits and ~!@#$%^&*()_+=-`;',.<>/\
+_ALLOWED = re.compile(r"[A-Za-z0-9~!@#$%^&*()_+=\-`;',.<>/\\]+")
+_SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_ESCAPE = re.compile(r"%([0-9A-F]{2})")
+
+
+class InvalidId(ValueError):
+    """An id that breaks the id rules; `field` names where it came from."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{message} - at `{field}`")
+        self.field = field
+        self.reason = message
+
+
+def check_id(value: object, field: str, max_bytes: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidId(field, f"Expected `str`, got `{type(value).__name__}`")
+    size = len(value.encode("utf-8"))
+    if size == 0:
+        raise InvalidId(field, "id must not be empty")
+    if size > max_bytes:
+        raise InvalidId(field, f"id is {size} bytes, at most {max_bytes} allowed")
+    if not _ALLOWED.fullmatch(value):
+        bad = next(ch for ch in value if not _ALLOWED.fullmatch(ch))
+        raise InvalidId(field, f"id contains {bad!r}; allowed are letters, digits and ~!@#$%^&*()_+=-`;',.<>/\\")
+    return value
+
+
+def check_user_id(value: object, field: str = "$.user.id") -> str:
+    return check_id(value, field, USER_ID_MAX_BYTES)
+
+
+def check_call_id(value: object, field: str = "$.callID") -> str:
+    return check_id(value, field, CALL_ID_MAX_BYTES)
+
+
+def encode_token(raw_id: str) -> str:
+    """Write an id as one subject token: every byte outside [A-Za-z0-9_-] becomes %XX."""
+    if not raw_id:
+        raise InvalidId("id", "id must not be empty")
+    return "".join(
+        chr(byte) if byte in _SAFE_BYTES else f"%{byte:02X}" for byte in raw_id.encode("utf-8")
+    )
+
+
+def decode_token(token: str) -> str:
+    """Inverse of encode_token."""
+    raw = bytearray()
+    position = 0
+    for match in _ESCAPE.finditer(token):
+        raw.extend(token[position : match.start()].encode("ascii"))
+        raw.append(int(match.group(1), 16))
+        position = match.end()
+    raw.extend(token[position:].encode("ascii"))
+    return raw.decode("utf-8")

@@ -1,0 +1,46 @@
+"""Constrained field types and the small value objects shared by events and commands."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from schemas.enums import ZegoSignalingPluginInvitationUserState
+
+ID_CHARS = r"[A-Za-z0-9~!@#$%^&*()_+=\-`;',.<>/\\]"
+
+UserID = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=f"^{ID_CHARS}+$")]
+CallID = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=f"^{ID_CHARS}+$")]
+CommandID = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=f"^{ID_CHARS}+$")]
+UserName = Annotated[str, msgspec.Meta(max_length=256)]
+CUSTOM_DATA_MAX_BYTES = 4096
+CustomData = Annotated[str, msgspec.Meta(max_length=CUSTOM_DATA_MAX_BYTES)]
+TimeoutSeconds = Annotated[int, msgspec.Meta(ge=1, le=600)]
+Timestamp = Annotated[
+    str, msgspec.Meta(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", description="UTC, ISO 8601, ms")
+]
+
+
+class User(msgspec.Struct, frozen=True, kw_only=True):
+    """ZegoCallUser / ZegoUIKitUser."""
+
+    id: UserID
+    name: UserName = ""
+
+
+class InvitationUserInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """ZegoSignalingPluginInvitationUserInfo."""
+
+    userID: UserID
+    state: ZegoSignalingPluginInvitationUserState
+    extendedData: str = ""
+
+
+class ZegoUIKitError(msgspec.Struct, frozen=True, kw_only=True):
+    """The kit's error: code 3-LL-TTT-CCC, a message, and the method that failed."""
+
+    code: int
+    message: str
+    method: str
+
