@@ -1,0 +1,3 @@
+from ringlog.cli import main
+
+main()

@@ -1,0 +1,31 @@
+"""The invitation service process."""
+
+from __future__ import annotations
+
+import asyncio
+
+from schemas.enums import Source
+from services.invitation.service import InvitationService
+from services.runtime.config import Settings
+from services.runtime.host import Runtime, ServiceParts, run_service
+from services.runtime.views import RoomMembership, follow_log
+
+
+async def build(runtime: Runtime) -> ServiceParts:
+    rooms = RoomMembership()
+    service = InvitationService(runtime.uow, rooms)
+    service.recover()
+    caught_up = asyncio.Event()
+    room_events = runtime.subjects.event_filter(category="room", callback="onStateChanged")
+
+    async def follow_rooms() -> None:
+        await follow_log(runtime.js, room_events, rooms.apply, caught_up=caught_up)
+
+    async def ready() -> None:
+        await asyncio.wait_for(caught_up.wait(), 60)
+
+    return ServiceParts(routes=service.routes(), tasks=[follow_rooms, service.run_timeouts], ready=ready)
+
+
+def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    asyncio.run(run_service("invitation", Source.invitation, settings, build, stop))

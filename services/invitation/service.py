@@ -1,0 +1,206 @@
+"""Invitation service layer: load, decide, commit; busy view; timeouts; dial-back."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from schemas.commands import Accept, Cancel, Command, Decline, MissedCallClick, Received, Send
+from schemas.enums import Source
+from schemas.events import Event, IncomingMissedCallDialBackFailed
+from services.invitation import domain
+from services.runtime.domain import CommandRejected, KitCode, Stamper
+from services.runtime.endpoints import CommandRoute
+from services.runtime.errors import ServiceError
+from services.runtime.handling import UnitOfWork
+from services.runtime.views import RoomMembership
+
+log = logging.getLogger(__name__)
+
+
+class Invitations:
+    """Pending invitations in memory (they decide busy and timeouts); the rest load on demand."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, domain.InvitationState] = {}
+        self._engaged: dict[str, set[str]] = {}
+
+    def put(self, call_id: str, state: domain.InvitationState) -> None:
+        self._forget_engagements(call_id)
+        if domain.deadline(state) is None:
+            self.pending.pop(call_id, None)
+            return
+        self.pending[call_id] = state
+        for user_id in domain.engaged_users(state):
+            self._engaged.setdefault(user_id, set()).add(call_id)
+
+    def _forget_engagements(self, call_id: str) -> None:
+        previous = self.pending.get(call_id)
+        if previous is None:
+            return
+        for user_id in domain.engaged_users(previous):
+            calls = self._engaged.get(user_id, set())
+            calls.discard(call_id)
+            if not calls:
+                self._engaged.pop(user_id, None)
+
+    def is_engaged(self, user_id: str) -> bool:
+        return user_id in self._engaged
+
+
+class InvitationService:
+    def __init__(self, uow: UnitOfWork, rooms: RoomMembership | None = None):
+        self.uow = uow
+        self.store = uow.store
+        self.rooms = rooms or RoomMembership()
+        self.invitations = Invitations()
+        self._deadlines: list[tuple[datetime, str]] = []
+        self._deadline_changed = asyncio.Event()
+
+    # --- start-up ---------------------------------------------------------------------
+    def recover(self) -> int:
+        """Rebuild pending invitations (and their timers) from the store."""
+        histories: dict[str, list[Event]] = {}
+        for _, event in self.store.events_since(0):
+            histories.setdefault(event.callID, []).append(event)
+        for call_id, events in histories.items():
+            state = domain.fold(events)
+            if state is not None:
+                self._track(call_id, state)
+        return len(self.invitations.pending)
+
+    def routes(self) -> dict[str, CommandRoute]:
+        return {
+            "send": CommandRoute(Send, self.send),
+            "accept": CommandRoute(Accept, self.answer),
+            "decline": CommandRoute(Decline, self.answer),
+            "cancel": CommandRoute(Cancel, self.answer),
+            "received": CommandRoute(Received, self.answer),
+            "missed_call_click": CommandRoute(MissedCallClick, self.missed_call_click),
+        }
+
+    def is_busy(self, user_id: str) -> bool:
+        return self.invitations.is_engaged(user_id) or self.rooms.in_a_room(user_id)
+
+    # --- commands ---------------------------------------------------------------------
+    async def send(self, command: Send) -> dict[str, Any]:
+        async with self.uow.lock:
+            if (answer := self.uow.previous_answer(command)) is not None:
+                return answer
+            command, events = self._decide_send(command)
+            return self._commit(command, [(command.callID, None, events)], {"callID": command.callID})
+
+    async def answer(self, command: Accept | Decline | Cancel | Received) -> dict[str, Any]:
+        async with self.uow.lock:
+            if (answer := self.uow.previous_answer(command)) is not None:
+                return answer
+            state = self._load(command.callID)
+            events = self._decide(state, command)
+            return self._commit(command, [(command.callID, state, events)], {"callID": command.callID})
+
+    async def missed_call_click(self, command: MissedCallClick) -> dict[str, Any]:
+        async with self.uow.lock:
+            if (answer := self.uow.previous_answer(command)) is not None:
+                return answer
+            state = self._load(command.callID)
+            clicked = self._decide(state, command)
+            writes: list[tuple[str, Any, list[Event]]] = [(command.callID, state, list(clicked))]
+            reply: dict[str, Any] = {"callID": command.callID, "dialBackCallID": None}
+            if command.dialBack:
+                dial_back = Send(
+                    commandID=f"{command.commandID}:dialBack",
+                    caller=command.user,
+                    callees=[state.caller],
+                    callType=state.callType,
+                    customData=state.customData,
+                )
+                try:
+                    dial_back, events = self._decide_send(dial_back)
+                    writes.append((dial_back.callID, None, events))
+                    reply["dialBackCallID"] = dial_back.callID
+                except (CommandRejected, ServiceError) as failure:
+                    reason = failure.message
+                    stamp = Stamper(self.uow.context(), source=Source.invitation, call_id=command.callID,
+                                    causation_id=command.commandID, version=clicked[-1].seq)
+                    writes[0][2].append(stamp(IncomingMissedCallDialBackFailed, command.user.id, reason=reason))
+                    reply["dialBackError"] = reason
+            return self._commit(command, writes, reply)
+
+    async def time_out(self, call_id: str) -> list[Event]:
+        async with self.uow.lock:
+            state = self._load(call_id)
+            timeout = domain.Timeout(commandID=f"timeout:{call_id}", callID=call_id)
+            if state is None or self.store.command_record(timeout.commandID) is not None:
+                return []
+            events = domain.decide(state, timeout, self.uow.context())
+            if events:
+                self._commit(timeout, [(call_id, state, events)], {"callID": call_id})
+            return events
+
+    # --- helpers ----------------------------------------------------------------------
+    def _decide_send(self, command: Send) -> tuple[Send, list[Event]]:
+        call_id = command.callID or self.uow.new_id()
+        command = msgspec.structs.replace(command, callID=call_id)
+        if self.is_busy(command.caller.id):
+            raise ServiceError(409, "caller_busy", f"caller {command.caller.id} is already in a call or invitation - at `$.caller.id`")
+        busy = frozenset(callee.id for callee in command.callees if self.is_busy(callee.id))
+        return command, self._decide(self._load(call_id), command, busy=busy)
+
+    def _decide(self, state, command, **inputs) -> list[Event]:
+        try:
+            return domain.decide(state, command, self.uow.context(), **inputs)
+        except CommandRejected as refusal:
+            if state is None:
+                raise ServiceError(refusal.status, refusal.code, refusal.message) from None
+            self.uow.commit_refusal(command, command.callID, state.version, command.callID, refusal)
+            raise
+
+    def _load(self, call_id: str) -> domain.InvitationState | None:
+        if call_id in self.invitations.pending:
+            return self.invitations.pending[call_id]
+        return domain.fold(self.store.load(call_id))
+
+    def _commit(self, command: Command, writes, reply: dict[str, Any]) -> dict[str, Any]:
+        """Commit (stream, state before, events) triples and follow the new states."""
+        reply = self.uow.commit(command, [(call_id, events) for call_id, _, events in writes], reply)
+        for call_id, before, events in writes:
+            if events:
+                self._track(call_id, domain.fold(events, before))
+        return reply
+
+    def _track(self, call_id: str, state: domain.InvitationState) -> None:
+        was_pending = call_id in self.invitations.pending
+        self.invitations.put(call_id, state)
+        due = domain.deadline(state)
+        if due is not None and not was_pending:
+            heapq.heappush(self._deadlines, (due, call_id))
+            self._deadline_changed.set()
+
+    # --- timer ------------------------------------------------------------------------
+    async def run_timeouts(self) -> None:
+        """Fire each invitation's timeout at its deadline (within the poll tick)."""
+        while True:
+            self._deadline_changed.clear()
+            now = self.uow.clock()
+            while self._deadlines and self._deadlines[0][0] <= now:
+                _, call_id = heapq.heappop(self._deadlines)
+                if call_id in self.invitations.pending:
+                    try:
+                        await self.time_out(call_id)
+                    except Exception:
+                        log.exception("timeout of %s failed; retrying", call_id)
+                        heapq.heappush(self._deadlines, (now, call_id))
+                        await asyncio.sleep(0.5)
+                        break
+            wait = 1.0
+            if self._deadlines:
+                wait = min(wait, max(0.0, (self._deadlines[0][0] - self.uow.clock()).total_seconds()))
+            try:
+                await asyncio.wait_for(self._deadline_changed.wait(), wait + 0.005)
+            except asyncio.TimeoutError:
+                pass

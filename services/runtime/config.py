@@ -1,0 +1,45 @@
+"""Settings of a ringlog process, from RINGLOG_* environment variables (flags override)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas.subjects import DEFAULT_PREFIX
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(f"RINGLOG_{name}", default)
+
+
+@dataclass
+class Settings:
+    nats_url: str = field(default_factory=lambda: _env("NATS_URL", "nats://127.0.0.1:4222"))
+    data_dir: Path = field(default_factory=lambda: Path(_env("DATA", "data")))
+    prefix: str = field(default_factory=lambda: _env("PREFIX", DEFAULT_PREFIX))
+    token_secret: str = field(default_factory=lambda: _env("TOKEN_SECRET"))
+    metrics_port: int = field(default_factory=lambda: int(_env("METRICS_PORT", "0")))
+    metrics_host: str = field(default_factory=lambda: _env("METRICS_HOST", "127.0.0.1"))
+    stream_replicas: int = field(default_factory=lambda: int(_env("STREAM_REPLICAS", "1")))
+    # room service: how long an accepted call waits for its callees before it is abandoned
+    abandon_after_seconds: float = field(default_factory=lambda: float(_env("ABANDON_AFTER_SECONDS", "10")))
+    # room service: how long the hang-up hook may take before the hang-up counts as confirmed
+    hook_timeout_seconds: float = field(default_factory=lambda: float(_env("HOOK_TIMEOUT_SECONDS", "2")))
+
+    def sqlite_path(self, service: str) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return str(self.data_dir / f"{service}.sqlite")
+
+    def secret(self) -> str:
+        """The token key: RINGLOG_TOKEN_SECRET, else the data folder's own (created once)."""
+        if self.token_secret:
+            return self.token_secret
+        path = self.data_dir / "token_secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        self.token_secret = path.read_text().strip()
+        return self.token_secret

@@ -1,0 +1,130 @@
+"""The outbox relay: publishes each committed event of a service's store to JetStream.
+
+It follows the store's notification log from the last position it published (kept in
+the same SQLite file), publishes the stored bytes with `Nats-Msg-Id = eventID` so a
+re-publish after a crash is dropped by the stream's duplicate window, and only then
+moves its position. Only committed rows are ever visible to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from typing import Callable
+
+from nats.js import JetStreamContext
+
+from schemas.events import BY_NAME, decode_event
+from schemas.subjects import STREAM_NAME, Subjects
+from services.runtime.store import EventStore
+
+log = logging.getLogger(__name__)
+
+
+class RelayPosition:
+    """The last store position the relay has seen acknowledged by the stream."""
+
+    def __init__(self, sqlite_path: str, name: str):
+        self._db = sqlite3.connect(sqlite_path, isolation_level=None, check_same_thread=False)
+        self._db.execute("CREATE TABLE IF NOT EXISTS ringlog_relay (name TEXT PRIMARY KEY, position INTEGER NOT NULL)")
+        self._name = name
+
+    def get(self) -> int:
+        row = self._db.execute("SELECT position FROM ringlog_relay WHERE name=?", (self._name,)).fetchone()
+        return row[0] if row else 0
+
+    def set(self, position: int) -> None:
+        self._db.execute(
+            "INSERT INTO ringlog_relay (name, position) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET position=excluded.position",
+            (self._name, position),
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class Relay:
+    def __init__(
+        self,
+        store: EventStore,
+        js: JetStreamContext,
+        subjects: Subjects,
+        position: RelayPosition,
+        *,
+        batch_size: int = 256,
+        ack_timeout: float = 5.0,
+        idle_poll: float = 0.5,
+        on_published: Callable[[str], None] | None = None,
+        on_error: Callable[[], None] | None = None,
+    ):
+        self._store = store
+        self._js = js
+        self._subjects = subjects
+        self._position = position
+        self._batch_size = batch_size
+        self._ack_timeout = ack_timeout
+        self._idle_poll = idle_poll
+        self._wakeup = asyncio.Event()
+        self._on_published = on_published or (lambda callback: None)
+        self._on_error = on_error or (lambda: None)
+        self.published_position = position.get()
+
+    def wake(self) -> None:
+        """Tell the relay that new events were committed."""
+        self._wakeup.set()
+
+    def backlog(self) -> int:
+        return max(0, self._store.max_position() - self.published_position)
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                moved = await self.publish_pending()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the bus is down or refused: retry the same batch
+                self._on_error()
+                log.warning("relay publish failed, retrying in %.1fs: %s", backoff, error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if not moved:
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), self._idle_poll)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def publish_pending(self) -> bool:
+        """Publish one batch after the current position; False when there was nothing."""
+        page = self._store.notifications(self.published_position, self._batch_size)
+        if not page:
+            return False
+        acks = []
+        for note in page:
+            if note.topic not in BY_NAME:
+                continue
+            event = decode_event(note.state)
+            future = await self._js.publish_async(
+                self._subjects.event(event), note.state, stream=STREAM_NAME, headers={"Nats-Msg-Id": event.eventID}
+            )
+            acks.append((future, event.type))
+        if acks:
+            # publish_async futures never resolve when the server rejects a message: bound them.
+            await asyncio.wait_for(asyncio.gather(*(future for future, _ in acks)), self._ack_timeout)
+        for _, callback in acks:
+            self._on_published(callback)
+        self.published_position = page[-1].id
+        self._position.set(self.published_position)
+        return True
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Publish everything committed so far (used on shutdown and in tests)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.backlog() and asyncio.get_running_loop().time() < deadline:
+            if not await self.publish_pending():
+                break

@@ -1,0 +1,126 @@
+"""The event store of one service: an eventsourcing Application with a msgspec mapper.
+
+Callback events are stored as the exact JSON that goes on the wire, so the relay
+publishes the stored bytes unchanged. Alongside them, each handled command leaves a
+`CommandRecord` (its own one-event stream) in the same transaction: that is what makes
+a retried `commandID` return the first result, and two concurrent copies of one command
+collide on the store's primary key instead of both writing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import msgspec
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, Mapper, Notification, StoredEvent
+
+from schemas.events import BY_NAME, Event, decode_event
+
+COMMAND_TOPIC = "ringlog:CommandRecord"
+
+
+class CommandRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The first answer to a command: a success reply, or an error (status, code, message)."""
+
+    commandID: str
+    verb: str
+    status: int = 200
+    reply: dict[str, Any] = {}
+    code: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A payload placed at one position of one stream of the store."""
+
+    originator_id: str
+    originator_version: int
+    payload: Event | CommandRecord
+
+
+class MsgspecMapper(Mapper):
+    """Stores msgspec payloads as JSON; topics are callback names (or COMMAND_TOPIC)."""
+
+    def to_stored_event(self, domain_event: Recorded) -> StoredEvent:  # type: ignore[override]
+        payload = domain_event.payload
+        topic = COMMAND_TOPIC if isinstance(payload, CommandRecord) else payload.type
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=topic,
+            state=msgspec.json.encode(payload),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Event | CommandRecord:  # type: ignore[override]
+        if stored_event.topic == COMMAND_TOPIC:
+            return msgspec.json.decode(stored_event.state, type=CommandRecord)
+        return decode_event(stored_event.state)
+
+
+class DuplicateWrite(Exception):
+    """Another writer stored the same stream position or the same command first."""
+
+
+def command_stream(command_id: str) -> str:
+    return f"command:{command_id}"
+
+
+class EventStore:
+    """Load a stream, append events plus the command record atomically, read the outbox."""
+
+    def __init__(self, service: str, sqlite_path: str | None = None, env: dict[str, str] | None = None):
+        settings = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "ORIGINATOR_ID_TYPE": "text",
+            "MAPPER_TOPIC": f"{MsgspecMapper.__module__}:{MsgspecMapper.__qualname__}",
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+        if sqlite_path:
+            settings["SQLITE_DBNAME"] = sqlite_path
+        settings.update(env or {})
+        app_class = type(f"{service.title().replace('-', '')}Store", (Application,), {"name": service.upper().replace("-", "_")})
+        self.app: Application = app_class(env=settings)
+        self.recorder = self.app.recorder
+
+    def load(self, stream: str) -> list[Event]:
+        return list(self.app.events.get(stream))  # type: ignore[arg-type]
+
+    def command_record(self, command_id: str) -> CommandRecord | None:
+        found = list(self.app.events.get(command_stream(command_id)))  # type: ignore[arg-type]
+        return found[0] if found else None  # type: ignore[return-value]
+
+    def append(self, writes: Iterable[tuple[str, Sequence[Event]]], record: CommandRecord | None) -> list[int]:
+        """Append each stream's events at their `seq` and the command record, in one transaction."""
+        items = [Recorded(stream, event.seq, event) for stream, events in writes for event in events]
+        if record is not None:
+            items.append(Recorded(command_stream(record.commandID), 1, record))
+        if not items:
+            return []
+        try:
+            recordings = self.app.events.put(items)  # type: ignore[arg-type]
+        except IntegrityError as error:
+            raise DuplicateWrite(str(error)) from error
+        return [r.notification.id for r in recordings]
+
+    def notifications(self, after: int, limit: int) -> Sequence[Notification]:
+        return self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+
+    def max_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def events_since(self, after: int = 0, batch: int = 1000) -> Iterable[tuple[int, Event]]:
+        """Every stored callback event after a position, in store order (for local views)."""
+        while True:
+            page = self.notifications(after, batch)
+            if not page:
+                return
+            for note in page:
+                if note.topic in BY_NAME:
+                    yield note.id, decode_event(note.state)
+            after = page[-1].id
+
+    def close(self) -> None:
+        self.app.close()

@@ -1,0 +1,89 @@
+"""Local views a service keeps from the log (services learn about each other only there)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+
+from schemas.enums import ZegoRoomStateChangedReason as RoomReason
+from schemas.events import CallEnd, Event, StateChanged, decode_event
+from schemas.types import User
+
+log = logging.getLogger(__name__)
+
+
+class RoomMembership:
+    """Who is in which room, from onStateChanged: Logined puts a user in, Logout or
+    ReconnectFailed (and onCallEnd) take them out."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, dict[str, User]] = {}
+        self._calls_of: dict[str, set[str]] = {}
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, StateChanged):
+            if event.reason is RoomReason.Logined:
+                self._enter(event.callID, User(id=event.recipient, name=str(event.extendedData.get("user_name", ""))))
+            elif event.reason in (RoomReason.Logout, RoomReason.ReconnectFailed):
+                self._leave(event.callID, event.recipient)
+        elif isinstance(event, CallEnd):
+            self._leave(event.callID, event.recipient)
+
+    def _enter(self, call_id: str, user: User) -> None:
+        self._rooms.setdefault(call_id, {})[user.id] = user
+        self._calls_of.setdefault(user.id, set()).add(call_id)
+
+    def _leave(self, call_id: str, user_id: str) -> None:
+        members = self._rooms.get(call_id)
+        if members is not None:
+            members.pop(user_id, None)
+            if not members:
+                del self._rooms[call_id]
+        calls = self._calls_of.get(user_id)
+        if calls is not None:
+            calls.discard(call_id)
+            if not calls:
+                del self._calls_of[user_id]
+
+    def members(self, call_id: str) -> tuple[User, ...]:
+        return tuple(self._rooms.get(call_id, {}).values())
+
+    def rooms_of(self, user_id: str) -> frozenset[str]:
+        return frozenset(self._calls_of.get(user_id, ()))
+
+    def in_a_room(self, user_id: str) -> bool:
+        return user_id in self._calls_of
+
+
+async def follow_log(
+    js: JetStreamContext,
+    filter_subject: str,
+    on_event: Callable[[Event], Awaitable[None] | None],
+    *,
+    caught_up: asyncio.Event | None = None,
+) -> None:
+    """Feed every event on `filter_subject`, from the start of the log, to `on_event`.
+
+    Uses an ordered push consumer (fast, gap-free, re-created by the client on loss).
+    `caught_up` is set once the events present at start have been applied.
+    """
+    subscription = await js.subscribe(filter_subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+    if caught_up is not None and (await subscription.consumer_info()).num_pending == 0:
+        caught_up.set()
+    try:
+        async for message in subscription.messages:
+            try:
+                result = on_event(decode_event(message.data))
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("view could not apply an event on %s", message.subject)
+            if caught_up is not None and not caught_up.is_set():
+                if message.metadata.num_pending == 0:
+                    caught_up.set()
+    finally:
+        await subscription.unsubscribe()
