@@ -10,6 +10,8 @@ from services.runtime.config import Settings
 from services.runtime.host import Runtime, ServiceParts, run_service
 from services.runtime.views import RoomMembership, follow_log
 
+SOURCE = Source.invitation
+
 
 async def build(runtime: Runtime) -> ServiceParts:
     rooms = RoomMembership()
@@ -28,4 +30,4 @@ async def build(runtime: Runtime) -> ServiceParts:
 
 
 def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    asyncio.run(run_service("invitation", Source.invitation, settings, build, stop))
+    asyncio.run(run_service("invitation", SOURCE, settings, build, stop))

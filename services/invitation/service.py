@@ -17,7 +17,7 @@ from services.invitation import domain
 from services.runtime.domain import CommandRejected, KitCode, Stamper
 from services.runtime.endpoints import CommandRoute
 from services.runtime.errors import ServiceError
-from services.runtime.handling import UnitOfWork
+from services.runtime.handling import UnitOfWork, internal_command_id
 from services.runtime.views import RoomMembership
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class InvitationService:
             reply: dict[str, Any] = {"callID": command.callID, "dialBackCallID": None}
             if command.dialBack:
                 dial_back = Send(
-                    commandID=f"{command.commandID}:dialBack",
+                    commandID=internal_command_id("dialBack", command.commandID),
                     caller=command.user,
                     callees=[state.caller],
                     callType=state.callType,
@@ -123,7 +123,7 @@ class InvitationService:
                     dial_back, events = self._decide_send(dial_back)
                     writes.append((dial_back.callID, None, events))
                     reply["dialBackCallID"] = dial_back.callID
-                except (CommandRejected, ServiceError) as failure:
+                except ServiceError as failure:
                     reason = failure.message
                     stamp = Stamper(self.uow.context(), source=Source.invitation, call_id=command.callID,
                                     causation_id=command.commandID, version=clicked[-1].seq)
@@ -134,7 +134,7 @@ class InvitationService:
     async def time_out(self, call_id: str) -> list[Event]:
         async with self.uow.lock:
             state = self._load(call_id)
-            timeout = domain.Timeout(commandID=f"timeout:{call_id}", callID=call_id)
+            timeout = domain.Timeout(commandID=internal_command_id("timeout", call_id), callID=call_id)
             if state is None or self.store.command_record(timeout.commandID) is not None:
                 return []
             events = domain.decide(state, timeout, self.uow.context())
@@ -155,10 +155,11 @@ class InvitationService:
         try:
             return domain.decide(state, command, self.uow.context(), **inputs)
         except CommandRejected as refusal:
-            if state is None:
-                raise ServiceError(refusal.status, refusal.code, refusal.message) from None
-            self.uow.commit_refusal(command, command.callID, state.version, command.callID, refusal)
-            raise
+            if state is not None:
+                written = self.uow.commit_refusal(command, command.callID, state.version, command.callID, refusal)
+                if written:
+                    self._track(command.callID, domain.fold(written, state))
+            raise ServiceError(refusal.status, refusal.code, refusal.message) from None
 
     def _load(self, call_id: str) -> domain.InvitationState | None:
         if call_id in self.invitations.pending:

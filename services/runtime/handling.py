@@ -8,9 +8,10 @@ event for the acting user, so a retried command gets the same answer.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from schemas.commands import Command
 from schemas.enums import Source
@@ -64,24 +65,32 @@ class UnitOfWork:
     def commit(self, command: Command, writes: Writes, reply: dict[str, Any]) -> dict[str, Any]:
         events = [event for _, stream_events in writes for event in stream_events]
         reply = {**reply, "eventIDs": [event.eventID for event in events]}
-        record = CommandRecord(commandID=command.commandID, verb=command.verb, reply=reply)
+        record = CommandRecord(commandID=command.commandID, verb=verb_of(command), reply=reply)
         self.store.append(writes, record)
         self.on_commit(events)
         return reply
 
-    def commit_refusal(self, command: Command, stream: str, version: int, call_id: str, refusal: CommandRejected):
-        """Record the onError event (403/409) and the refusal, then raise it as a service error."""
+    def commit_refusal(
+        self, command: Command, stream: str, version: int, call_id: str, refusal: CommandRejected
+    ) -> list[Event]:
+        """Record the onError event (403/409) and the refusal; returns the events written."""
         events: list[Event] = []
         if refusal.records_error_event:
             stamp = Stamper(self.context(), source=self.source, call_id=call_id,
                             causation_id=command.commandID, version=version)
             events.append(refusal.error_event(stamp, command.actor.id))
-            record = CommandRecord(commandID=command.commandID, verb=command.verb,
+            record = CommandRecord(commandID=command.commandID, verb=verb_of(command),
                                    status=refusal.status, code=refusal.code, message=refusal.message)
             self.store.append([(stream, events)], record)
             self.on_commit(events)
-        raise ServiceError(refusal.status, refusal.code, refusal.message)
+        return events
 
 
-def flatten(writes: Iterable[tuple[str, Sequence[Event]]]) -> list[Event]:
-    return [event for _, events in writes for event in events]
+def internal_command_id(kind: str, key: str) -> str:
+    """A deterministic, rule-abiding commandID for a command the service issues itself."""
+    return f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+
+def verb_of(command: object) -> str:
+    """Wire verb of a command; internal commands (timeouts, abandon) go by their class name."""
+    return getattr(command, "verb", type(command).__name__)

@@ -15,11 +15,26 @@ from typing import Callable
 
 from nats.js import JetStreamContext
 
-from schemas.events import BY_NAME, decode_event
+import msgspec
+
+from schemas.events import BY_NAME, category_of
 from schemas.subjects import STREAM_NAME, Subjects
 from services.runtime.store import EventStore
 
 log = logging.getLogger(__name__)
+
+
+class _Head(msgspec.Struct):
+    """The envelope fields a subject needs; the store validated the rest on write."""
+
+    type: str
+    eventID: str
+    callID: str
+    recipient: str
+    source: str
+
+
+_decode_head = msgspec.json.Decoder(_Head).decode
 
 
 class RelayPosition:
@@ -108,11 +123,14 @@ class Relay:
         for note in page:
             if note.topic not in BY_NAME:
                 continue
-            event = decode_event(note.state)
-            future = await self._js.publish_async(
-                self._subjects.event(event), note.state, stream=STREAM_NAME, headers={"Nats-Msg-Id": event.eventID}
+            head = _decode_head(note.state)
+            subject = self._subjects.event_subject(
+                category_of(head.type, head.source), head.type, head.callID, head.recipient
             )
-            acks.append((future, event.type))
+            future = await self._js.publish_async(
+                subject, note.state, stream=STREAM_NAME, headers={"Nats-Msg-Id": head.eventID}
+            )
+            acks.append((future, head.type))
         if acks:
             # publish_async futures never resolve when the server rejects a message: bound them.
             await asyncio.wait_for(asyncio.gather(*(future for future, _ in acks)), self._ack_timeout)

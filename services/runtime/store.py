@@ -47,17 +47,24 @@ class MsgspecMapper(Mapper):
     def to_stored_event(self, domain_event: Recorded) -> StoredEvent:  # type: ignore[override]
         payload = domain_event.payload
         topic = COMMAND_TOPIC if isinstance(payload, CommandRecord) else payload.type
+        state = msgspec.json.encode(payload)
+        if topic != COMMAND_TOPIC:
+            decode_event(state)  # constructors do not validate: never store what cannot be read back
         return StoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
             topic=topic,
-            state=msgspec.json.encode(payload),
+            state=state,
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Event | CommandRecord:  # type: ignore[override]
         if stored_event.topic == COMMAND_TOPIC:
             return msgspec.json.decode(stored_event.state, type=CommandRecord)
         return decode_event(stored_event.state)
+
+
+class InvalidEvent(Exception):
+    """A decision built an event that breaks the catalog's own rules (a bug, answered as 500)."""
 
 
 class DuplicateWrite(Exception):
@@ -101,6 +108,8 @@ class EventStore:
             return []
         try:
             recordings = self.app.events.put(items)  # type: ignore[arg-type]
+        except msgspec.ValidationError as error:
+            raise InvalidEvent(f"refusing to store an invalid event: {error}") from error
         except IntegrityError as error:
             raise DuplicateWrite(str(error)) from error
         return [r.notification.id for r in recordings]

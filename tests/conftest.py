@@ -1,0 +1,5 @@
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--nats-url", default=None, help="use this nats-server instead of starting one")
