@@ -192,3 +192,23 @@ async def test_duplicate_command_id(invitation, client, log):
     await asyncio.sleep(0.2)
     assert len(await log.events()) == 2
     assert found[0][1].callID == first["callID"]
+
+
+async def test_timeout_after_restart_fires_once(settings, client, log):
+    from tests.integration.harness import start_service
+
+    service = await start_service("invitation", settings)
+    await send(client, [BOB], timeoutSeconds=1)
+    await log.wait_for(2)
+    await service.shutdown()
+    await asyncio.sleep(1.2)  # the deadline passes while the service is down
+
+    service = await start_service("invitation", settings)
+    found = await log.wait_for(5, timeout=2)
+    assert [event.type for _, event in found][2:] == ["onIncomingCallTimeout", "onOutgoingCallTimeout", "onInvitationUserStateChanged"]
+    await service.shutdown()
+
+    service = await start_service("invitation", settings)
+    await asyncio.sleep(0.5)
+    assert len(await log.events()) == 5
+    await service.shutdown()
