@@ -1,0 +1,66 @@
+"""`ringlog up` from the outside: ready line, a command through it, clean stop, no orphans."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ringlog.client import Client
+from ringlog.natsserver import free_port
+
+
+def child_pids(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children = (task / "children").read_text().split()
+        for child in map(int, children):
+            found |= {child} | child_pids(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "State:\tZ" not in status.read_text()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+async def test_up_runs_everything_and_stops_cleanly(tmp_path, stop_signal):
+    port = free_port()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "ringlog", "up", "--data", str(tmp_path), "--nats-port", str(port), "--metrics-base-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("RINGLOG_")},
+    )
+    try:
+        lines = []
+        loop = asyncio.get_running_loop()
+        while not any(line.startswith("ringlog ready") for line in lines):
+            line = await asyncio.wait_for(loop.run_in_executor(None, up.stdout.readline), 60)
+            assert line, f"ringlog up exited early: {''.join(lines)}"
+            lines.append(line)
+        assert f"nats://127.0.0.1:{port}" in lines[-1]
+        processes = child_pids(up.pid)
+        assert len(processes) >= 2  # nats-server and at least the invitation service
+
+        token = subprocess.run(
+            [sys.executable, "-m", "ringlog", "token", "alice", "--data", str(tmp_path)],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        client = await Client.connect(f"nats://127.0.0.1:{port}", token)
+        reply = await client.command("invitation", "send", {"caller": {"id": "alice"}, "callees": [{"id": "bob"}], "callType": "voiceCall"})
+        assert len(reply["eventIDs"]) == 2
+        await client.close()
+    finally:
+        up.send_signal(stop_signal)
+        output = await asyncio.get_running_loop().run_in_executor(None, up.communicate, None)
+    assert up.returncode == 0, output
+    assert "ringlog stopped." in output[0]
+    await asyncio.sleep(0.2)
+    assert not [pid for pid in processes if alive(pid)], "orphaned processes after ringlog up stopped"
