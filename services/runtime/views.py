@@ -72,8 +72,10 @@ async def follow_log(
     `caught_up` is set once the events present at start have been applied.
     """
     subscription = await js.subscribe(filter_subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
-    if caught_up is not None and (await subscription.consumer_info()).num_pending == 0:
-        caught_up.set()
+    if caught_up is not None:
+        info = await subscription.consumer_info()
+        if info.num_pending == 0 and info.delivered.consumer_seq == 0:
+            caught_up.set()  # nothing in the log for us; otherwise the last message says num_pending 0
     try:
         async for message in subscription.messages:
             try:

@@ -72,6 +72,12 @@ async def start_service(name: str, settings: Settings) -> RunningService:
     return RunningService(name, task, stop)
 
 
+async def nothing_delivered_nor_pending(subscription) -> bool:
+    """True when a fresh consumer has no message for us (messages may already be in flight)."""
+    info = await subscription.consumer_info()
+    return info.num_pending == 0 and info.delivered.consumer_seq == 0
+
+
 @dataclass
 class LogReader:
     """Reads the event log back from the stream."""
@@ -89,11 +95,13 @@ class LogReader:
             if info.state.messages == 0:
                 return []
             subscription = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
-            pending = (await subscription.consumer_info()).num_pending
             found: list[tuple[str, Event]] = []
-            while len(found) < pending:
-                message = await subscription.next_msg(timeout=5)
-                found.append((message.subject, decode_event(message.data)))
+            if not await nothing_delivered_nor_pending(subscription):
+                while True:
+                    message = await subscription.next_msg(timeout=5)
+                    found.append((message.subject, decode_event(message.data)))
+                    if message.metadata.num_pending == 0:
+                        break
             await subscription.unsubscribe()
             return found
         finally:
