@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 from schemas.events import Event, category_of
 from schemas.ids import decode_token, encode_token
 
 DEFAULT_PREFIX = "ringlog"
 STREAM_NAME = "RINGLOG_EVENTS"
+# One or more dot-separated tokens, none empty, none holding whitespace or a wildcard.
+_PREFIX = re.compile(r"[^\s.*>]+(?:\.[^\s.*>]+)*")
 
 
 class Subjects:
     def __init__(self, prefix: str = DEFAULT_PREFIX):
-        if not prefix or any(ch in prefix for ch in " *>"):
+        if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
             raise ValueError(f"invalid subject prefix {prefix!r}")
         self.prefix = prefix
 
@@ -43,7 +47,10 @@ class Subjects:
         head = f"{self.prefix}.evt."
         if not subject.startswith(head):
             raise ValueError(f"not an event subject: {subject}")
-        category, callback, call_token, user_token = subject[len(head) :].split(".")
+        tokens = subject[len(head) :].split(".")
+        if len(tokens) != 4 or not all(tokens):
+            raise ValueError(f"not an event subject (want {head}<category>.<callback>.<callID>.<recipient>): {subject}")
+        category, callback, call_token, user_token = tokens
         return category, callback, decode_token(call_token), decode_token(user_token)
 
     # request / reply ----------------------------------------------------------------

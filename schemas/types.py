@@ -10,15 +10,22 @@ from schemas.enums import ZegoSignalingPluginInvitationUserState
 
 ID_CHARS = r"[A-Za-z0-9~!@#$%^&*()_+=\-`;',.<>/\\]"
 
-UserID = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=f"^{ID_CHARS}+$")]
-CallID = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=f"^{ID_CHARS}+$")]
-CommandID = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=f"^{ID_CHARS}+$")]
+# `$(?!\n)`: Python's `$` also matches before a final newline; the lookahead refuses it
+# (and means the same in JSON Schema's ECMA-262 regexes).
+ID_PATTERN = f"^{ID_CHARS}+$(?!\n)"
+UserID = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
+CallID = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]
+CommandID = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]
 UserName = Annotated[str, msgspec.Meta(max_length=256)]
 CUSTOM_DATA_MAX_BYTES = 4096
 CustomData = Annotated[str, msgspec.Meta(max_length=CUSTOM_DATA_MAX_BYTES)]
 TimeoutSeconds = Annotated[int, msgspec.Meta(ge=1, le=600)]
 Timestamp = Annotated[
-    str, msgspec.Meta(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", description="UTC, ISO 8601, ms")
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\.[0-9]{3}Z$(?!\n)",
+        description="UTC, ISO 8601, ms",
+    ),
 ]
 
 
