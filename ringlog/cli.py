@@ -225,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--busy", action="store_true", help="decline with reason busy")
         common(p)
         p.set_defaults(func=_callee_verb(verb, field, service))
+
+    import importlib.util
+
+    if importlib.util.find_spec("projections.cli") is not None:
+        from projections.cli import register as register_read_side
+
+        register_read_side(sub)
     return parser
 
 

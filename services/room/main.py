@@ -1,0 +1,37 @@
+"""The room service process: join, hang_up, kick, report_state; abandoned calls from the log."""
+
+from __future__ import annotations
+
+import asyncio
+
+from schemas.enums import Source
+from services.room.abandon import AbandonWatch
+from services.room.hook import HangUpHook
+from services.room.service import RoomService
+from services.runtime.config import Settings
+from services.runtime.host import Runtime, ServiceParts, run_service
+from services.runtime.views import follow_log
+
+SOURCE = Source.room
+
+
+async def build(runtime: Runtime) -> ServiceParts:
+    settings = runtime.settings
+    hook = HangUpHook(runtime.nc, runtime.subjects, settings.hook_timeout_seconds)
+    service = RoomService(runtime.uow, hook.confirm)
+    watch = AbandonWatch(service, settings.abandon_after_seconds, runtime.uow.clock)
+    caught_up = asyncio.Event()
+    acceptances = runtime.subjects.event_filter(category="invitation", callback="onOutgoingCallAccepted")
+
+    async def follow_acceptances() -> None:
+        await follow_log(runtime.js, acceptances, watch.on_event, caught_up=caught_up)
+
+    async def ready() -> None:
+        # every acceptance already on the log has its deadline before commands are served
+        await asyncio.wait_for(caught_up.wait(), 60)
+
+    return ServiceParts(routes=service.routes(), tasks=[follow_acceptances, watch.run], ready=ready)
+
+
+def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    asyncio.run(run_service("room", SOURCE, settings, build, stop))
