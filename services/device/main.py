@@ -1,0 +1,32 @@
+"""The device-monitor service process ("device": `ringlog.cmd.device.report`, micro `ringlog-device`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from schemas.enums import Source
+from services.device.service import DeviceService
+from services.runtime.config import Settings
+from services.runtime.host import Runtime, ServiceParts, run_service
+from services.runtime.views import RoomMembership, follow_log
+
+SOURCE = Source.device_monitor
+
+
+async def build(runtime: Runtime) -> ServiceParts:
+    rooms = RoomMembership()
+    service = DeviceService(runtime.uow, rooms)
+    caught_up = asyncio.Event()
+    room_events = runtime.subjects.event_filter(category="room", callback="onStateChanged")
+
+    async def follow_rooms() -> None:
+        await follow_log(runtime.js, room_events, rooms.apply, caught_up=caught_up)
+
+    async def ready() -> None:
+        await asyncio.wait_for(caught_up.wait(), 60)
+
+    return ServiceParts(routes=service.routes(), tasks=[follow_rooms], ready=ready)
+
+
+def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    asyncio.run(run_service("device", SOURCE, settings, build, stop))
