@@ -30,7 +30,6 @@ from services.device.states import DeviceStates
 from services.runtime.endpoints import CommandRoute
 from services.runtime.errors import RateLimited, ServiceError
 from services.runtime.handling import UnitOfWork
-from services.runtime.store import DuplicateWrite
 from services.runtime.views import RoomMembership
 
 REPORT_FIELDS = ("camera", "frontFacingCamera", "microphone", "audioRoute", "cameraException", "microphoneException")
@@ -58,6 +57,7 @@ class DeviceService:
         self.rooms = rooms or RoomMembership()
         self.devices = DeviceStates(uow.store)
         self.limiter = limiter or RepeatLimiter(monotonic)
+        uow.on_abort.append(self.devices.forget_keys)  # a failed commit group: reload those devices
 
     def routes(self) -> dict[str, CommandRoute]:
         return {"report": CommandRoute(DeviceReport, self.report)}
@@ -74,18 +74,16 @@ class DeviceService:
             if domain.is_repeat(tracked.state, command):
                 self._spend_repeat_token(command)
                 return {"callID": call_id, "eventIDs": []}
-            if (answer := self.uow.previous_answer(command)) is not None:
+            if (answer := await self.uow.previous_answer(command)) is not None:
                 return answer
             events = domain.decide(tracked.state, command, self.uow.context(),
                                    room_members=self.rooms.members(call_id))
             key = domain.aggregate_key(call_id, user_id)
-            try:
-                reply = self.uow.commit(command, [(key, events)], {"callID": call_id})
-            except DuplicateWrite:
-                self.devices.forget(call_id, user_id)  # another writer got there first: reload next time
-                raise
-            self.devices.record(tracked, events, command.commandID, reply)
-            return reply
+            committed = self.uow.stage(command, [(key, events)], {"callID": call_id})
+            self.devices.record(tracked, events)
+        reply = await committed
+        self.devices.remember(tracked, command.commandID, reply)
+        return reply
 
     def _spend_repeat_token(self, command: DeviceReport) -> None:
         verdict = self.limiter.take(domain.aggregate_key(command.callID, command.user.id))

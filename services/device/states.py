@@ -59,14 +59,21 @@ class DeviceStates:
             self._tracked.move_to_end(key)
         return tracked
 
-    def record(self, tracked: TrackedDevice, events: Sequence[Event], command_id: str, reply: Reply) -> None:
-        """Follow a commit: fold its events into the entry (from `get`) and remember its answer."""
+    def record(self, tracked: TrackedDevice, events: Sequence[Event]) -> None:
+        """Follow a staged decision: fold its events into the entry (from `get`)."""
         tracked.state = domain.fold(events, tracked.state)
+
+    def remember(self, tracked: TrackedDevice, command_id: str, reply: Reply) -> None:
+        """Keep a committed command's answer for a retry."""
         tracked.remember(command_id, reply, self.answers_per_device)
 
     def forget(self, call_id: str, user_id: str) -> None:
         """Drop an entry that may be stale (another writer changed the stream)."""
-        self._tracked.pop(domain.aggregate_key(call_id, user_id), None)
+        self.forget_keys({domain.aggregate_key(call_id, user_id)})
+
+    def forget_keys(self, keys: set[str]) -> None:
+        for key in keys:
+            self._tracked.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._tracked)

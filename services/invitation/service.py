@@ -17,7 +17,7 @@ from services.invitation import domain
 from services.runtime.domain import CommandRejected, KitCode, Stamper
 from services.runtime.endpoints import CommandRoute
 from services.runtime.errors import ServiceError
-from services.runtime.handling import UnitOfWork, internal_command_id
+from services.runtime.handling import StateCache, UnitOfWork, internal_command_id
 from services.runtime.views import RoomMembership
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ class InvitationService:
         self.store = uow.store
         self.rooms = rooms or RoomMembership()
         self.invitations = Invitations()
+        self.states: StateCache[domain.InvitationState] = StateCache(lambda call_id: domain.fold(self.store.load(call_id)))
+        uow.on_abort.append(self._forget)
         self._deadlines: list[tuple[datetime, str]] = []
         self._deadline_changed = asyncio.Event()
 
@@ -70,7 +72,7 @@ class InvitationService:
             histories.setdefault(event.callID, []).append(event)
         for call_id, events in histories.items():
             state = domain.fold(events)
-            if state is not None:
+            if state is not None and domain.deadline(state) is not None:
                 self._track(call_id, state)
         return len(self.invitations.pending)
 
@@ -90,25 +92,27 @@ class InvitationService:
     # --- commands ---------------------------------------------------------------------
     async def send(self, command: Send) -> dict[str, Any]:
         async with self.uow.lock:
-            if (answer := self.uow.previous_answer(command)) is not None:
+            if (answer := await self.uow.previous_answer(command)) is not None:
                 return answer
             command, events = self._decide_send(command)
-            return self._commit(command, [(command.callID, None, events)], {"callID": command.callID})
+            committed = self._stage(command, [(command.callID, None, events)], {"callID": command.callID})
+        return await committed
 
     async def answer(self, command: Accept | Decline | Cancel | Received) -> dict[str, Any]:
         async with self.uow.lock:
-            if (answer := self.uow.previous_answer(command)) is not None:
+            if (answer := await self.uow.previous_answer(command)) is not None:
                 return answer
             state = self._load(command.callID)
-            events = self._decide(state, command)
-            return self._commit(command, [(command.callID, state, events)], {"callID": command.callID})
+            events = await self._decide(state, command)
+            committed = self._stage(command, [(command.callID, state, events)], {"callID": command.callID})
+        return await committed
 
     async def missed_call_click(self, command: MissedCallClick) -> dict[str, Any]:
         async with self.uow.lock:
-            if (answer := self.uow.previous_answer(command)) is not None:
+            if (answer := await self.uow.previous_answer(command)) is not None:
                 return answer
             state = self._load(command.callID)
-            clicked = self._decide(state, command)
+            clicked = await self._decide(state, command)
             writes: list[tuple[str, Any, list[Event]]] = [(command.callID, state, list(clicked))]
             reply: dict[str, Any] = {"callID": command.callID, "dialBackCallID": None}
             if command.dialBack:
@@ -129,7 +133,8 @@ class InvitationService:
                                     causation_id=command.commandID, version=clicked[-1].seq)
                     writes[0][2].append(stamp(IncomingMissedCallDialBackFailed, command.user.id, reason=reason))
                     reply["dialBackError"] = reason
-            return self._commit(command, writes, reply)
+            committed = self._stage(command, writes, reply)
+        return await committed
 
     async def time_out(self, call_id: str) -> list[Event]:
         async with self.uow.lock:
@@ -138,9 +143,11 @@ class InvitationService:
             if state is None or self.store.command_record(timeout.commandID) is not None:
                 return []
             events = domain.decide(state, timeout, self.uow.context())
-            if events:
-                self._commit(timeout, [(call_id, state, events)], {"callID": call_id})
-            return events
+            if not events:
+                return events
+            committed = self._stage(timeout, [(call_id, state, events)], {"callID": call_id})
+        await committed
+        return events
 
     # --- helpers ----------------------------------------------------------------------
     def _decide_send(self, command: Send) -> tuple[Send, list[Event]]:
@@ -149,32 +156,47 @@ class InvitationService:
         if self.is_busy(command.caller.id):
             raise ServiceError(409, "caller_busy", f"caller {command.caller.id} is already in a call or invitation - at `$.caller.id`")
         busy = frozenset(callee.id for callee in command.callees if self.is_busy(callee.id))
-        return command, self._decide(self._load(call_id), command, busy=busy)
+        try:
+            return command, domain.decide(self._load(call_id), command, self.uow.context(), busy=busy)
+        except CommandRejected as refusal:  # a new call: nothing to record
+            raise ServiceError(refusal.status, refusal.code, refusal.message) from None
 
-    def _decide(self, state, command, **inputs) -> list[Event]:
+    async def _decide(self, state, command, **inputs) -> list[Event]:
+        """The domain's events, or its refusal recorded as onError (404 unknown call writes nothing)."""
         try:
             return domain.decide(state, command, self.uow.context(), **inputs)
         except CommandRejected as refusal:
-            if state is not None:
-                written = self.uow.commit_refusal(command, command.callID, state.version, command.callID, refusal)
-                if written:
-                    self._track(command.callID, domain.fold(written, state))
-            raise ServiceError(refusal.status, refusal.code, refusal.message) from None
+            if state is None:
+                raise ServiceError(refusal.status, refusal.code, refusal.message) from None
+            written, refused = self.uow.stage_refusal(command, command.callID, state.version, command.callID, refusal)
+            if written:
+                self._track(command.callID, domain.fold(written, state))
+        await refused  # raises the refusal once it is committed (rare: awaited under the lock)
+        raise AssertionError("unreachable")
 
     def _load(self, call_id: str) -> domain.InvitationState | None:
-        if call_id in self.invitations.pending:
-            return self.invitations.pending[call_id]
-        return domain.fold(self.store.load(call_id))
+        return self.states.get(call_id)
 
-    def _commit(self, command: Command, writes, reply: dict[str, Any]) -> dict[str, Any]:
-        """Commit (stream, state before, events) triples and follow the new states."""
-        reply = self.uow.commit(command, [(call_id, events) for call_id, _, events in writes], reply)
+    def _stage(self, command: Command, writes, reply: dict[str, Any]):
+        """Stage (stream, state before, events) triples and follow the new states at once."""
+        committed = self.uow.stage(command, [(call_id, events) for call_id, _, events in writes], reply)
         for call_id, before, events in writes:
             if events:
                 self._track(call_id, domain.fold(events, before))
-        return reply
+        return committed
+
+    def _forget(self, call_ids: set[str]) -> None:
+        """A commit group failed: its decisions never happened; reload from the store."""
+        self.states.drop(call_ids)
+        for call_id in call_ids:
+            state = self.states.get(call_id)
+            if state is not None:
+                self.invitations.put(call_id, state)
+            else:
+                self.invitations.pending.pop(call_id, None)
 
     def _track(self, call_id: str, state: domain.InvitationState) -> None:
+        self.states.put(call_id, state)
         was_pending = call_id in self.invitations.pending
         self.invitations.put(call_id, state)
         due = domain.deadline(state)

@@ -18,7 +18,7 @@ from services.room import domain
 from services.runtime.domain import CommandRejected
 from services.runtime.endpoints import CommandRoute
 from services.runtime.errors import ServiceError
-from services.runtime.handling import UnitOfWork, internal_command_id
+from services.runtime.handling import StateCache, UnitOfWork, internal_command_id
 
 Confirm = Callable[[str, User], Awaitable[bool]]
 
@@ -37,6 +37,8 @@ class RoomService:
         self.uow = uow
         self.store = uow.store
         self.confirm_hang_up = confirm_hang_up
+        self.states: StateCache[domain.RoomState] = StateCache(lambda call_id: domain.fold(self.store.load(call_id)))
+        uow.on_abort.append(self.states.drop)
 
     def routes(self) -> dict[str, CommandRoute]:
         return {
@@ -49,39 +51,41 @@ class RoomService:
     # --- commands ---------------------------------------------------------------------
     async def join(self, command: Join) -> dict[str, Any]:
         async with self.uow.lock:
-            if (answer := self.uow.previous_answer(command)) is not None:
+            if (answer := await self.uow.previous_answer(command)) is not None:
                 return answer
             state = self._load(command.callID)
-            events = self._decide(state, command)
+            events = await self._decide(state, command)
             after = domain.fold(events, state)
             reply = {
                 "callID": command.callID,
                 "roomSessionID": after.room_session_id,
                 "members": [member.id for member in domain.members(after)],
             }
-            return self.uow.commit(command, [(command.callID, events)], reply)
+            committed = self._stage(command, state, events, reply)
+        return await committed
 
     async def hang_up(self, command: HangUp) -> dict[str, Any]:
-        if (answer := self.uow.previous_answer(command)) is not None:
+        if (answer := await self.uow.previous_answer(command)) is not None:
             return answer  # a retry does not ask the hook again
         confirmed = True
         if command.user.id in self._members_now(command.callID):
             confirmed = await self.confirm_hang_up(command.callID, command.user)
         async with self.uow.lock:
-            if (answer := self.uow.previous_answer(command)) is not None:
+            if (answer := await self.uow.previous_answer(command)) is not None:
                 return answer  # the same commandID won the lock while the hook was asked
             state = self._load(command.callID)
-            events = self._decide(state, command, hang_up_confirmed=confirmed)
-            reply = {"callID": command.callID, "confirmed": confirmed}
-            return self.uow.commit(command, [(command.callID, events)], reply)
+            events = await self._decide(state, command, hang_up_confirmed=confirmed)
+            committed = self._stage(command, state, events, {"callID": command.callID, "confirmed": confirmed})
+        return await committed
 
     async def handle(self, command: Kick | ReportState) -> dict[str, Any]:
         async with self.uow.lock:
-            if (answer := self.uow.previous_answer(command)) is not None:
+            if (answer := await self.uow.previous_answer(command)) is not None:
                 return answer
             state = self._load(command.callID)
-            events = self._decide(state, command)
-            return self.uow.commit(command, [(command.callID, events)], {"callID": command.callID})
+            events = await self._decide(state, command)
+            committed = self._stage(command, state, events, {"callID": command.callID})
+        return await committed
 
     async def abandon(self, expectation: domain.ExpectMembers) -> list[Event]:
         """End a call whose expected callees never arrived (a no-op once one did)."""
@@ -91,26 +95,37 @@ class RoomService:
                 return []
             state = self._load(command.callID)
             events = domain.decide(state, command, self.uow.context())
-            if events:
-                self.uow.commit(command, [(command.callID, events)], {"callID": command.callID})  # type: ignore[arg-type]
-            return events
+            if not events:
+                return events
+            committed = self._stage(command, state, events, {"callID": command.callID})
+        await committed
+        return events
 
     def abandon_decided(self, call_id: str) -> bool:
         return self.store.command_record(abandon_command_id(call_id)) is not None
 
     # --- helpers ----------------------------------------------------------------------
     def _load(self, call_id: str) -> domain.RoomState | None:
-        return domain.fold(self.store.load(call_id))
+        return self.states.get(call_id)
+
+    def _stage(self, command, state: domain.RoomState | None, events: list[Event], reply: dict[str, Any]):
+        committed = self.uow.stage(command, [(command.callID, events)], reply)
+        self.states.put(command.callID, domain.fold(events, state))
+        return committed
 
     def _members_now(self, call_id: str) -> frozenset[str]:
         return frozenset(member.id for member in domain.members(self._load(call_id)))
 
-    def _decide(self, state: domain.RoomState | None, command, **inputs) -> list[Event]:
+    async def _decide(self, state: domain.RoomState | None, command, **inputs) -> list[Event]:
         """The domain's events, or a refusal recorded as onError (404 unknown room writes nothing)."""
         try:
             return domain.decide(state, command, self.uow.context(), **inputs)
         except CommandRejected as refusal:
-            if state is not None:
-                self.uow.commit_refusal(command, command.callID, state.version, command.callID, refusal)
-            raise ServiceError(refusal.status, refusal.code, refusal.message) from None
+            if state is None:
+                raise ServiceError(refusal.status, refusal.code, refusal.message) from None
+            written, refused = self.uow.stage_refusal(command, command.callID, state.version, command.callID, refusal)
+            if written:
+                self.states.put(command.callID, domain.fold(written, state))
+        await refused  # raises the refusal once it is committed
+        raise AssertionError("unreachable")
 

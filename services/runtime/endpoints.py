@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -33,6 +34,7 @@ class CommandEndpoints:
         self.subjects = subjects
         self.secret = secret
         self.metrics = metrics
+        self._in_flight: set[asyncio.Task] = set()
 
     async def start(self, nc: Client, routes: dict[str, CommandRoute], version: str = "0.1.0") -> Service:
         micro = await add_service(nc, name=f"ringlog-{self.service}", version=version,
@@ -45,8 +47,20 @@ class CommandEndpoints:
             )
         return micro
 
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Let the requests already taken finish (after the endpoints stopped taking new ones)."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=timeout)
+
     def _wrap(self, verb: str, route: CommandRoute):
+        # nats.micro awaits one request at a time per endpoint: answer each in its own task so
+        # that concurrent commands can share a commit group and a slow hook delays only its own.
         async def endpoint(request: Request) -> None:
+            task = asyncio.create_task(answer(request))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+        async def answer(request: Request) -> None:
             started = time.perf_counter()
             try:
                 reply = await self.execute(route, request.data, request.headers)

@@ -1,24 +1,38 @@
-"""The service layer's common moves: answer retries, stamp time and ids, commit atomically.
+"""The service layer's common moves: answer retries, stamp time and ids, commit in groups.
 
-A handler loads state, calls the pure `decide`, and commits the events together with the
-command's record. A refusal of the rules (403/409) is committed too, as the onError
-event for the acting user, so a retried command gets the same answer.
+A handler takes `uow.lock`, loads state, calls the pure `decide`, and *stages* the events
+together with the command's record; it awaits the returned future after releasing the
+lock. A committer task writes everything staged so far in one SQLite transaction (in a
+worker thread, so the next group is decided while this one is fsynced): concurrent
+commands share one commit, and each still gets its answer only once its events are on
+disk. A refusal of the rules (403/409) is staged too, as the onError event for the
+acting user, so a retried command gets the same answer.
+
+If a group fails to commit, every decision staged after it may rest on it, so all of
+them fail (500/409) and the services' state caches drop what those decisions touched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 from schemas.commands import Command
 from schemas.enums import Source
 from schemas.events import Event
 from services.runtime.domain import CommandRejected, Context, Stamper
-from services.runtime.errors import ServiceError
+from services.runtime.errors import ServiceError, to_service_error
 from services.runtime.store import CommandRecord, EventStore
+
+log = logging.getLogger(__name__)
+S = TypeVar("S")
+Writes = Sequence[tuple[str, Sequence[Event]]]
 
 
 def utc_now() -> datetime:
@@ -29,7 +43,11 @@ def new_uuid() -> str:
     return str(uuid.uuid4())
 
 
-Writes = Sequence[tuple[str, Sequence[Event]]]
+@dataclass
+class _Staged:
+    writes: Writes
+    record: CommandRecord
+    answer: asyncio.Future
 
 
 class UnitOfWork:
@@ -47,14 +65,23 @@ class UnitOfWork:
         self.clock = clock
         self.new_id = new_id
         self.on_commit = on_commit
-        # One writer at a time inside a process: decisions see the state the previous one left.
+        self.on_abort: list[Callable[[set[str]], None]] = []
+        # One decision at a time inside a process: each sees the state the previous one left.
         self.lock = asyncio.Lock()
+        self._staged: list[_Staged] = []
+        self._in_flight: dict[str, asyncio.Future] = {}
+        self._work = asyncio.Event()
+        self._committer: asyncio.Task | None = None
+        self.groups_committed = 0
 
     def context(self) -> Context:
         return Context(now=self.clock(), new_id=self.new_id)
 
-    def previous_answer(self, command: Command) -> dict[str, Any] | None:
-        """The first answer to this commandID, replayed; raises it again if it was a refusal."""
+    async def previous_answer(self, command: Command) -> dict[str, Any] | None:
+        """The first answer to this commandID (awaited if still committing); a refusal is raised again."""
+        pending = self._in_flight.get(command.commandID)
+        if pending is not None:
+            return await asyncio.shield(pending)
         record = self.store.command_record(command.commandID)
         if record is None:
             return None
@@ -62,28 +89,116 @@ class UnitOfWork:
             raise ServiceError(record.status, record.code, record.message)
         return record.reply
 
-    def commit(self, command: Command, writes: Writes, reply: dict[str, Any]) -> dict[str, Any]:
+    def stage(self, command: Any, writes: Writes, reply: dict[str, Any]) -> asyncio.Future:
+        """Queue events plus the command's record; the future gives the reply once committed."""
         events = [event for _, stream_events in writes for event in stream_events]
         reply = {**reply, "eventIDs": [event.eventID for event in events]}
         record = CommandRecord(commandID=command.commandID, verb=verb_of(command), reply=reply)
-        self.store.append(writes, record)
-        self.on_commit(events)
-        return reply
+        return self._queue(writes, record, reply)
 
-    def commit_refusal(
+    def stage_refusal(
         self, command: Command, stream: str, version: int, call_id: str, refusal: CommandRejected
-    ) -> list[Event]:
-        """Record the onError event (403/409) and the refusal; returns the events written."""
-        events: list[Event] = []
-        if refusal.records_error_event:
-            stamp = Stamper(self.context(), source=self.source, call_id=call_id,
-                            causation_id=command.commandID, version=version)
-            events.append(refusal.error_event(stamp, command.actor.id))
-            record = CommandRecord(commandID=command.commandID, verb=verb_of(command),
-                                   status=refusal.status, code=refusal.code, message=refusal.message)
-            self.store.append([(stream, events)], record)
-            self.on_commit(events)
-        return events
+    ) -> tuple[list[Event], asyncio.Future]:
+        """Queue the onError event (403/409) and the refusal; the future raises it once committed."""
+        error = ServiceError(refusal.status, refusal.code, refusal.message)
+        if not refusal.records_error_event:
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_exception(error)
+            return [], failed
+        stamp = Stamper(self.context(), source=self.source, call_id=call_id,
+                        causation_id=command.commandID, version=version)
+        events = [refusal.error_event(stamp, command.actor.id)]
+        record = CommandRecord(commandID=command.commandID, verb=verb_of(command),
+                               status=refusal.status, code=refusal.code, message=refusal.message)
+        return events, self._queue([(stream, events)], record, error)
+
+    def _queue(self, writes: Writes, record: CommandRecord, outcome: dict[str, Any] | ServiceError) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        committed = loop.create_future()
+        answer = loop.create_future()
+
+        def settle(done: asyncio.Future) -> None:
+            self._in_flight.pop(record.commandID, None)
+            if done.exception() is not None:
+                answer.set_exception(done.exception())
+            elif isinstance(outcome, ServiceError):
+                answer.set_exception(outcome)
+            else:
+                answer.set_result(outcome)
+
+        committed.add_done_callback(settle)
+        self._staged.append(_Staged(writes, record, committed))
+        self._in_flight[record.commandID] = answer
+        self._work.set()
+        if self._committer is None or self._committer.done():
+            self._committer = loop.create_task(self._commit_groups(), name=f"{self.source.value}-committer")
+        answer.add_done_callback(lambda future: future.exception())  # never "exception never retrieved"
+        return answer
+
+    async def _commit_groups(self) -> None:
+        while self._staged:
+            group, self._staged = self._staged, []
+            items = [(staged.writes, staged.record) for staged in group]
+            try:
+                await asyncio.to_thread(self.store.append_group, items)
+            except Exception as failure:
+                self._fail(group + self._staged, failure)
+                self._staged = []
+                continue
+            self.groups_committed += 1
+            self.on_commit([event for staged in group for _, events in staged.writes for event in events])
+            for staged in group:
+                staged.answer.set_result(None)
+
+    def _fail(self, group: list[_Staged], failure: Exception) -> None:
+        error = to_service_error(failure)
+        log.warning("a commit group of %d commands failed: %s", len(group), error.message)
+        touched = {stream for staged in group for stream, _ in staged.writes}
+        for drop in self.on_abort:
+            drop(touched)
+        for staged in group:
+            if not staged.answer.done():
+                staged.answer.set_exception(error)
+
+    async def flush(self) -> None:
+        """Wait until everything staged so far is committed (or failed)."""
+        while self._committer is not None and not self._committer.done():
+            await asyncio.shield(self._committer)
+
+
+class StateCache(Generic[S]):
+    """Latest state per stream, including staged decisions; bounded, least recently used out.
+
+    The store is only read on a miss. A failed commit group drops the streams it touched.
+    """
+
+    def __init__(self, load: Callable[[str], S | None], capacity: int = 100_000):
+        self._load = load
+        self._states: OrderedDict[str, S | None] = OrderedDict()
+        self.capacity = capacity
+        self.misses = 0
+
+    def get(self, stream: str) -> S | None:
+        if stream in self._states:
+            self._states.move_to_end(stream)
+            return self._states[stream]
+        self.misses += 1
+        state = self._load(stream)
+        self.put(stream, state)
+        return state
+
+    def put(self, stream: str, state: S | None) -> None:
+        self._states[stream] = state
+        self._states.move_to_end(stream)
+        while len(self._states) > self.capacity:
+            self._states.popitem(last=False)
+
+    def drop(self, streams: set[str]) -> None:
+        for stream in streams:
+            self._states.pop(stream, None)
+
+    def __len__(self) -> int:
+        return len(self._states)
 
 
 def internal_command_id(kind: str, key: str) -> str:

@@ -86,12 +86,13 @@ async def run_service(name: str, source: Source, settings: Settings, build: Buil
         tasks += [asyncio.create_task(task(), name=f"{name}-task") for task in parts.tasks]
         if parts.ready is not None:
             await parts.ready()
-        micro = await CommandEndpoints(name, runtime.subjects, settings.secret(), runtime.metrics).start(
-            runtime.nc, parts.routes
-        )
+        endpoints = CommandEndpoints(name, runtime.subjects, settings.secret(), runtime.metrics)
+        micro = await endpoints.start(runtime.nc, parts.routes)
         log.info("%s ready (metrics on %s:%d)", name, settings.metrics_host, runtime.metrics_port)
         await stop.wait()
         await micro.stop()
+        await endpoints.drain()
+        await runtime.uow.flush()
     finally:
         for task in tasks:
             task.cancel()

@@ -101,9 +101,15 @@ class EventStore:
 
     def append(self, writes: Iterable[tuple[str, Sequence[Event]]], record: CommandRecord | None) -> list[int]:
         """Append each stream's events at their `seq` and the command record, in one transaction."""
-        items = [Recorded(stream, event.seq, event) for stream, events in writes for event in events]
-        if record is not None:
-            items.append(Recorded(command_stream(record.commandID), 1, record))
+        return self.append_group([(writes, record)])
+
+    def append_group(self, group: Sequence[tuple[Iterable[tuple[str, Sequence[Event]]], CommandRecord | None]]) -> list[int]:
+        """Several commands' events and records in one transaction (group commit)."""
+        items = []
+        for writes, record in group:
+            items += [Recorded(stream, event.seq, event) for stream, events in writes for event in events]
+            if record is not None:
+                items.append(Recorded(command_stream(record.commandID), 1, record))
         if not items:
             return []
         try:

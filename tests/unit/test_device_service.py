@@ -16,7 +16,7 @@ from services.device.rate_limit import RepeatLimiter
 from services.device.service import DeviceService
 from services.runtime.errors import ServiceError
 from services.runtime.handling import UnitOfWork
-from services.runtime.store import DuplicateWrite, EventStore
+from services.runtime.store import EventStore
 from services.runtime.views import RoomMembership
 
 ANN, BOB, CAROL = User(id="ann", name="Ann"), User(id="bob", name="Bob"), User(id="carol")
@@ -75,8 +75,8 @@ async def test_a_change_costs_one_commit_and_a_repeat_touches_nothing(store):
     calls = service.uow.store.calls
     first = await service.report(report("c1", camera=True, microphone=False))
     assert len(first["eventIDs"]) == 2
-    assert calls.count("append") == 1  # one transaction: events + command record
-    assert calls == ["load", "command_record", "append"]  # the miss, the retry check, the commit
+    assert calls.count("append_group") == 1  # one transaction: events + command record
+    assert calls == ["load", "command_record", "append_group"]  # the miss, the retry check, the commit
 
     calls.clear()
     again = await service.report(report("c2", camera=True, microphone=False))
@@ -86,14 +86,14 @@ async def test_a_change_costs_one_commit_and_a_repeat_touches_nothing(store):
 
     changed = await service.report(report("c3", camera=False))
     assert len(changed["eventIDs"]) == 1
-    assert calls == ["command_record", "append"]  # state from memory: no load
+    assert calls == ["command_record", "append_group"]  # state from memory: no load
 
 
 async def test_a_retry_gets_the_first_answer_even_after_a_restart(store):
     service = make_service(store)
     first = await service.report(report("c1", camera=True))
     assert await service.report(report("c1", camera=True)) == first
-    assert service.uow.store.calls.count("append") == 1
+    assert service.uow.store.calls.count("append_group") == 1
 
     restarted = make_service(store)
     assert await restarted.report(report("c1", camera=True)) == first
@@ -161,8 +161,9 @@ async def test_a_concurrent_writer_makes_the_service_reload(store):
     await service.report(report("c1", camera=True))
     other = make_service(store)
     await other.report(report("o1", camera=False))
-    with pytest.raises(DuplicateWrite):
+    with pytest.raises(ServiceError) as conflict:
         await service.report(report("c2", camera=False))  # stale: still thinks the camera is on
+    assert (conflict.value.status, conflict.value.code) == (409, "concurrent_change")
     assert store.command_record("c2") is None  # nothing partial was written
     assert await service.report(report("c2", camera=False)) == {"callID": "call-1", "eventIDs": []}
     assert len(store.load(domain.aggregate_key("call-1", "ann"))) == 2
