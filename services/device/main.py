@@ -6,7 +6,9 @@ import asyncio
 
 from schemas.enums import Source
 from services.device.service import DeviceService
+from services.runtime.call_metrics import DeviceMetrics
 from services.runtime.config import Settings
+from services.runtime.event_metrics import DeviceExceptions
 from services.runtime.host import Runtime, ServiceParts, run_service
 from services.runtime.views import RoomMembership, follow_log
 
@@ -16,6 +18,7 @@ SOURCE = Source.device_monitor
 async def build(runtime: Runtime) -> ServiceParts:
     rooms = RoomMembership()
     service = DeviceService(runtime.uow, rooms)
+    runtime.observers.add(DeviceExceptions(DeviceMetrics(runtime.metrics.registry)).observe)
     caught_up = asyncio.Event()
     room_events = runtime.subjects.event_filter(category="room", callback="onStateChanged")
 

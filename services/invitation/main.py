@@ -6,7 +6,9 @@ import asyncio
 
 from schemas.enums import Source
 from services.invitation.service import InvitationService
+from services.runtime.call_metrics import InvitationMetrics
 from services.runtime.config import Settings
+from services.runtime.event_metrics import InvitationOutcomes
 from services.runtime.host import Runtime, ServiceParts, run_service
 from services.runtime.views import RoomMembership, follow_log
 
@@ -17,6 +19,11 @@ async def build(runtime: Runtime) -> ServiceParts:
     rooms = RoomMembership()
     service = InvitationService(runtime.uow, rooms)
     service.recover()
+    metrics = InvitationMetrics(runtime.metrics.registry)
+    metrics.ringing.set_function(lambda: len(service.invitations.pending))
+    outcomes = InvitationOutcomes(metrics)
+    outcomes.seed(service.invitations.pending.values())
+    runtime.observers.add(outcomes.observe)
     caught_up = asyncio.Event()
     room_events = runtime.subjects.event_filter(category="room", callback="onStateChanged")
 

@@ -8,7 +8,9 @@ from schemas.enums import Source
 from services.room.abandon import AbandonWatch
 from services.room.hook import HangUpHook
 from services.room.service import RoomService
+from services.runtime.call_metrics import RoomMetrics
 from services.runtime.config import Settings
+from services.runtime.event_metrics import RoomSessions, stored_events
 from services.runtime.host import Runtime, ServiceParts, run_service
 from services.runtime.views import follow_log
 
@@ -20,6 +22,9 @@ async def build(runtime: Runtime) -> ServiceParts:
     hook = HangUpHook(runtime.nc, runtime.subjects, settings.hook_timeout_seconds)
     service = RoomService(runtime.uow, hook.confirm)
     watch = AbandonWatch(service, settings.abandon_after_seconds, runtime.uow.clock)
+    sessions = RoomSessions(RoomMetrics(runtime.metrics.registry))
+    sessions.seed(stored_events(runtime.store, frozenset({"onStateChanged"})))  # rooms open before a restart
+    runtime.observers.add(sessions.observe)
     caught_up = asyncio.Event()
     acceptances = runtime.subjects.event_filter(category="invitation", callback="onOutgoingCallAccepted")
 

@@ -16,6 +16,7 @@ from schemas.subjects import Subjects
 from services.runtime.bus import connect, ensure_stream
 from services.runtime.config import Settings
 from services.runtime.endpoints import CommandEndpoints, CommandRoute
+from services.runtime.event_metrics import CommitObservers
 from services.runtime.handling import UnitOfWork
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.relay import Relay, RelayPosition
@@ -38,6 +39,8 @@ class Runtime:
     uow: UnitOfWork
     metrics: ServiceMetrics
     metrics_port: int = 0
+    # observers of committed events (call metrics); the relay is always woken first
+    observers: CommitObservers = field(default_factory=CommitObservers)
 
 
 @dataclass
@@ -64,9 +67,10 @@ async def start_runtime(name: str, source: Source, settings: Settings) -> Runtim
         on_error=metrics.relay_errors.labels(name).inc,
     )
     metrics.relay_backlog.labels(name).set_function(relay.backlog)
-    uow = UnitOfWork(store, source, on_commit=lambda events: relay.wake())
+    observers = CommitObservers(relay.wake)
+    uow = UnitOfWork(store, source, on_commit=observers)
     port = metrics.serve(settings.metrics_host, settings.metrics_port)
-    return Runtime(name, settings, nc, js, subjects, store, relay, uow, metrics, port)
+    return Runtime(name, settings, nc, js, subjects, store, relay, uow, metrics, port, observers)
 
 
 async def run_service(name: str, source: Source, settings: Settings, build: Build,
@@ -87,6 +91,7 @@ async def run_service(name: str, source: Source, settings: Settings, build: Buil
         if parts.ready is not None:
             await parts.ready()
         endpoints = CommandEndpoints(name, runtime.subjects, settings.secret(), runtime.metrics)
+        runtime.metrics.declare_verbs(parts.routes)
         micro = await endpoints.start(runtime.nc, parts.routes)
         log.info("%s ready (metrics on %s:%d)", name, settings.metrics_host, runtime.metrics_port)
         await stop.wait()

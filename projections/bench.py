@@ -1,0 +1,90 @@
+"""`ringlog bench replay`: how fast the read models rebuild, next to how fast the log reads.
+
+Both figures come from the same run over the same stream: first the raw read rate (an
+ordered consumer reading every message and doing nothing else), then the rebuild rate
+(the projector's own apply loop writing a fresh SQLite file). Without `--nats` the bench
+starts its own nats-server in a temporary folder and fills it with `--events` synthetic
+events of mixed calls (invitation, room and device events, as the services write them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nats
+from nats.js.api import DeliverPolicy
+
+from projections.rebuild import rebuild_into
+from projections.synthetic import mixed_calls, publish_events
+from schemas.subjects import STREAM_NAME, Subjects
+
+EVENTS_PER_CALL = 12.4  # average of the synthetic mix
+
+
+async def raw_read(nc, subjects: Subjects) -> tuple[int, float]:
+    """(messages, seconds) for an ordered consumer to receive the whole stream."""
+    js = nc.jetstream()
+    total = (await js.stream_info(STREAM_NAME)).state.messages
+    done = asyncio.Event()
+    count = 0
+
+    async def received(msg) -> None:
+        nonlocal count
+        count += 1
+        if count >= total:
+            done.set()
+
+    started = time.perf_counter()
+    subscription = await js.subscribe(subjects.events_all, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
+                                      cb=received, pending_msgs_limit=-1, pending_bytes_limit=-1)
+    if total:
+        await done.wait()
+    seconds = time.perf_counter() - started
+    await subscription.unsubscribe()
+    return count, seconds
+
+
+async def measure(url: str, prefix: str, workdir: Path, fill: int, out) -> dict:
+    from services.runtime.bus import ensure_stream
+
+    subjects = Subjects(prefix)
+    nc = await nats.connect(url)
+    try:
+        if fill:
+            await ensure_stream(nc.jetstream(), subjects)
+            print(f"publishing {fill:,} synthetic events ...", file=out, flush=True)
+            calls = max(1, int(fill / EVENTS_PER_CALL))
+            await publish_events(nc, subjects, mixed_calls(calls, seed=int(time.time())))
+        events, raw_seconds = await raw_read(nc, subjects)
+        raw = events / raw_seconds if raw_seconds else 0.0
+        print(f"raw read:  {events:,} events in {raw_seconds:.2f}s = {raw:,.0f} events/s", file=out, flush=True)
+        rebuilt = await rebuild_into(nc, subjects, workdir / "bench-rebuild.sqlite")
+        rate = rebuilt.per_second
+        print(f"rebuild:   {rebuilt.events:,} events in {rebuilt.seconds:.2f}s = {rate:,.0f} events/s "
+              f"({rate / raw if raw else 0:.2f} of the raw read rate)", file=out, flush=True)
+        return {"events": events, "raw_read_per_s": round(raw, 1), "rebuild_per_s": round(rate, 1),
+                "ratio": round(rate / raw, 3) if raw else 0.0}
+    finally:
+        await nc.close()
+
+
+def run_bench(nats_url: str | None, prefix: str, events: int, as_json: bool) -> int:
+    from ringlog.natsserver import NatsServer
+
+    out = sys.stderr if as_json else sys.stdout
+    with tempfile.TemporaryDirectory(prefix="ringlog-bench-") as folder:
+        workdir = Path(folder)
+        server = None if nats_url else NatsServer(workdir / "nats").start()
+        try:
+            result = asyncio.run(measure(nats_url or server.url, prefix, workdir, 0 if nats_url else events, out))
+        finally:
+            if server is not None:
+                server.stop()
+    if as_json:
+        print(json.dumps(result))
+    return 0

@@ -1,0 +1,78 @@
+"""Helpers of the projection tests: run the projector in the test's loop, wait for it, read its file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import nats
+
+from projections.main import serve
+from projections.store import FILE_NAME, connect, dump
+from services.runtime.config import Settings
+
+
+@dataclass
+class RunningProjector:
+    task: asyncio.Task
+    stop: asyncio.Event
+
+    async def shutdown(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self.task, 15)
+
+
+async def start_projector(settings: Settings) -> RunningProjector:
+    """serve() in this loop; returns once `$SRV.PING.ringlog-projections` answers."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop))
+    nc = await nats.connect(settings.nats_url)
+    try:
+        for _ in range(200):
+            if task.done():
+                task.result()
+            try:
+                await nc.request("$SRV.PING.ringlog-projections", b"", timeout=0.2)
+                return RunningProjector(task, stop)
+            except Exception:
+                await asyncio.sleep(0.05)
+    finally:
+        await nc.close()
+    raise RuntimeError("the projector did not answer $SRV.PING")
+
+
+async def query(nc, name: str, payload: dict | None = None) -> tuple[str | None, dict]:
+    """(error status or None, body) of one query."""
+    reply = await nc.request(f"ringlog.query.{name}", msgspec.json.encode(payload or {}), timeout=5)
+    return (reply.headers or {}).get("Nats-Service-Error-Code"), msgspec.json.decode(reply.data)
+
+
+async def caught_up(nc, timeout: float = 15.0) -> dict:
+    """The lag once the projector has applied everything the stream holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        _, lag = await query(nc, "lag")
+        if lag["lagEvents"] == 0 or asyncio.get_running_loop().time() > deadline:
+            return lag
+        await asyncio.sleep(0.05)
+
+
+def dump_file(path: Path) -> dict:
+    db = connect(path, readonly=True)
+    try:
+        return dump(db)
+    finally:
+        db.close()
+
+
+def live_file(settings: Settings) -> Path:
+    return Path(settings.data_dir) / FILE_NAME
+
+
+def available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
