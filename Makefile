@@ -24,6 +24,7 @@ test-slow: $(STAMP)
 
 schemas: $(STAMP)
 	$(PY) -m schemas.generate
+	$(PY) -m schemas.asyncapi
 
 clean:
 	rm -rf $(VENV)
