@@ -44,10 +44,15 @@ def check_call_id(value: object, field: str = "$.callID") -> str:
     return check_id(value, field, CALL_ID_MAX_BYTES)
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def encode_token(raw_id: str) -> str:
     """Write an id as one subject token: every byte outside [A-Za-z0-9_-] becomes %XX."""
     if not raw_id:
         raise InvalidId("id", "id must not be empty")
+    if _PLAIN.fullmatch(raw_id):
+        return raw_id
     return "".join(
         chr(byte) if byte in _SAFE_BYTES else f"%{byte:02X}" for byte in raw_id.encode("utf-8")
     )

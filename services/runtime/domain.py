@@ -31,7 +31,7 @@ def timestamp(moment: datetime) -> str:
 
 
 def parse_timestamp(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(value)  # Python 3.11 reads the trailing Z as UTC
 
 
 class Stamper:

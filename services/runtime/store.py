@@ -9,6 +9,7 @@ collide on the store's primary key instead of both writing.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -91,11 +92,17 @@ class EventStore:
         app_class = type(f"{service.title().replace('-', '')}Store", (Application,), {"name": service.upper().replace("-", "_")})
         self.app: Application = app_class(env=settings)
         self.recorder = self.app.recorder
+        self._reader = _SQLiteReader.for_recorder(self.recorder)
 
     def load(self, stream: str) -> list[Event]:
+        if self._reader is not None:
+            return [decode_event(state) for state in self._reader.states(stream)]
         return list(self.app.events.get(stream))  # type: ignore[arg-type]
 
     def command_record(self, command_id: str) -> CommandRecord | None:
+        if self._reader is not None:
+            states = self._reader.states(command_stream(command_id))
+            return _decode_record(states[0]) if states else None
         found = list(self.app.events.get(command_stream(command_id)))  # type: ignore[arg-type]
         return found[0] if found else None  # type: ignore[return-value]
 
@@ -138,4 +145,35 @@ class EventStore:
             after = page[-1].id
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         self.app.close()
+
+
+_decode_record = msgspec.json.Decoder(CommandRecord).decode
+
+
+class _SQLiteReader:
+    """The hot read path (one stream's rows) on a plain connection to the recorder's SQLite file.
+
+    eventsourcing's own `get` costs ~120 us per call through its pool and mapper; this
+    costs ~10 us. Writes, and every other backend (PostgreSQL), go through eventsourcing.
+    """
+
+    def __init__(self, path: str, table: str):
+        self._db = sqlite3.connect(path, uri=True, check_same_thread=False, isolation_level=None)
+        self._query = f"SELECT state FROM {table} WHERE originator_id=? ORDER BY originator_version"
+
+    @classmethod
+    def for_recorder(cls, recorder) -> "_SQLiteReader | None":
+        datastore = getattr(recorder, "datastore", None)
+        pool = getattr(datastore, "pool", None)
+        if pool is None or not hasattr(pool, "db_name") or pool.is_sqlite_memory_mode:
+            return None
+        return cls(pool.db_name, recorder.events_table_name)
+
+    def states(self, stream: str) -> list[bytes]:
+        return [row[0] for row in self._db.execute(self._query, (stream,))]
+
+    def close(self) -> None:
+        self._db.close()
