@@ -226,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
         common(p)
         p.set_defaults(func=_callee_verb(verb, field, service))
 
+    from ringlog.bench.cli import register as register_benchmarks
+
+    register_benchmarks(sub)
+
     import importlib.util
 
     if importlib.util.find_spec("projections.cli") is not None:

@@ -40,8 +40,10 @@ def _die_with_parent() -> None:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, nats_url: str | None, nats_port: int, metrics_base_port: int):
+    def __init__(self, settings: Settings, nats_url: str | None, nats_port: int, metrics_base_port: int,
+                 processes: list[str] | None = None):
         self.settings = settings
+        self.processes = processes if processes is not None else available_processes()
         self.external_nats = nats_url
         self.nats_port = nats_port
         self.metrics_base_port = metrics_base_port
@@ -58,7 +60,7 @@ class Supervisor:
             self.nats = NatsServer(data / "nats", port=self.nats_port).start()
             url = self.nats.url
         secret = self.settings.secret()
-        for index, name in enumerate(available_processes()):
+        for index, name in enumerate(self.processes):
             port = self.metrics_base_port + index if self.metrics_base_port else free_port()
             self.metrics_ports[name] = port
             env = {

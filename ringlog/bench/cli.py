@@ -1,0 +1,74 @@
+"""`ringlog bench bus|flows|scale|replay`: each prints figures; `--json` prints one JSON object last."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from ringlog.bench.common import median, private_nats, report
+
+
+def cmd_bus(args: argparse.Namespace) -> int:
+    from ringlog.bench.bus import measure
+
+    runs = []
+    for _ in range(args.runs):
+        with private_nats() as server:
+            runs.append(asyncio.run(measure(server.url, args.messages)))
+    figures = {
+        "messages": args.messages,
+        "message_bytes": runs[0]["message_bytes"],
+        "runs": args.runs,
+        "bus_publish_per_s": median([run["bus_publish_per_s"] for run in runs]),
+        "bus_read_per_s": median([run["bus_read_per_s"] for run in runs]),
+    }
+    report("bench bus: raw nats-py JetStream, medians of runs", figures, args.json)
+    return 0
+
+
+def cmd_flows(args: argparse.Namespace) -> int:
+    from ringlog.bench.bus import measure as measure_bus
+    from ringlog.bench.flows import EVENTS_PER_FLOW, measure as measure_flows
+
+    runs = []
+    for _ in range(args.runs):
+        with private_nats() as server:
+            bus = asyncio.run(measure_bus(server.url, args.bus_messages))
+        with private_nats() as server:
+            flows = measure_flows(server.url, args.concurrency, args.duration)
+        runs.append({**flows, "bus_publish_per_s": bus["bus_publish_per_s"],
+                     "ratio": flows["events_per_s"] / bus["bus_publish_per_s"]})
+    keys = ("events_per_s", "bus_publish_per_s", "ratio", "flows_per_s", "cmd_p50_ms", "cmd_p99_ms",
+            "e2e_p50_ms", "e2e_p99_ms", "full_load_cmd_p99_ms", "half_load_flows_per_s")
+    figures = {key: median([run[key] for run in runs]) for key in keys}
+    figures.update({"lost": sum(run["lost"] for run in runs), "duplicated": sum(run["duplicated"] for run in runs),
+                    "failed_flows": sum(run["failed_flows"] for run in runs), "runs": args.runs,
+                    "events_per_flow": EVENTS_PER_FLOW, "concurrency": args.concurrency})
+    report("bench flows: calls through invitation, room and device services (medians of runs)", figures, args.json)
+    return 0 if figures["lost"] == 0 and figures["duplicated"] == 0 else 1
+
+
+def register(subparsers) -> None:
+    bench = subparsers.add_parser("bench", help="benchmarks that print figures (ratios to the raw bus)")
+    suites = bench.add_subparsers(dest="bench_command", required=True)
+
+    bus = suites.add_parser("bus", help="raw nats-py JetStream publish (pipelined) and read rates")
+    bus.add_argument("--messages", type=int, default=50_000)
+    bus.add_argument("--runs", type=int, default=3)
+    bus.add_argument("--json", action="store_true")
+    bus.set_defaults(func=cmd_bus)
+
+    flows = suites.add_parser("flows", help="sustained call flows through all services vs the raw bus")
+    flows.add_argument("--concurrency", type=int, default=64, help="flows in flight in the full-load phase")
+    flows.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    flows.add_argument("--bus-messages", type=int, default=30_000)
+    flows.add_argument("--runs", type=int, default=3)
+    flows.add_argument("--json", action="store_true")
+    flows.set_defaults(func=cmd_flows)
+
+    import importlib.util
+
+    if importlib.util.find_spec("projections.cli") is not None:
+        from projections.cli import add_bench_replay
+
+        add_bench_replay(suites)
