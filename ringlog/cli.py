@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,7 +41,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.metrics_port is not None:
         settings.metrics_port = args.metrics_port
-    importlib.import_module(MODULES[args.process]).run(settings)
+    run = importlib.import_module(MODULES[args.process]).run
+    profile_dir = os.environ.get("RINGLOG_PROFILE_DIR")
+    if not profile_dir:
+        run(settings)
+        return 0
+    import cProfile  # diagnostics: a profile per process, written when it stops
+
+    profiler = cProfile.Profile()
+    try:
+        profiler.runcall(run, settings)
+    finally:
+        profiler.dump_stats(os.path.join(profile_dir, f"{args.process}.prof"))
     return 0
 
 

@@ -21,6 +21,7 @@ from services.runtime.handling import StateCache, UnitOfWork, internal_command_i
 from services.runtime.views import RoomMembership
 
 log = logging.getLogger(__name__)
+MAX_TIMEOUT_SECONDS = 600  # the largest timeoutSeconds a send may ask for
 
 
 class Invitations:
@@ -66,12 +67,15 @@ class InvitationService:
 
     # --- start-up ---------------------------------------------------------------------
     def recover(self) -> int:
-        """Rebuild pending invitations (and their timers) from the store."""
-        histories: dict[str, list[Event]] = {}
-        for _, event in self.store.events_since(0):
-            histories.setdefault(event.callID, []).append(event)
-        for call_id, events in histories.items():
-            state = domain.fold(events)
+        """Rebuild pending invitations (and their timers) from the store.
+
+        An invitation still rings at most MAX_TIMEOUT seconds after it was sent, so only
+        those sent in that window before the service's last event can be pending: the
+        work follows recent activity, not the size of the history.
+        """
+        window = MAX_TIMEOUT_SECONDS + 60
+        for call_id in self.store.streams_opened_recently("onOutgoingCallSent", window):
+            state = domain.fold(self.store.load(call_id))
             if state is not None and domain.deadline(state) is not None:
                 self._track(call_id, state)
         return len(self.invitations.pending)

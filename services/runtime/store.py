@@ -10,6 +10,7 @@ collide on the store's primary key instead of both writing.
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timedelta
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -133,6 +134,20 @@ class EventStore:
     def max_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
+    def streams_opened_recently(self, topic: str, window_seconds: float) -> list[str]:
+        """Streams whose `topic` event lies within `window_seconds` before the last stored event.
+
+        Reads backwards from the newest row and stops at the window's edge, so the cost
+        follows recent activity, not the size of the history.
+        """
+        if self._reader is not None:
+            return self._reader.streams_opened_since(topic, window_seconds)
+        opened = [(event.occurredAt, event.callID) for _, event in self.events_since(0) if event.type == topic]
+        if not opened:
+            return []
+        cutoff = _shift(max(when for when, _ in opened), -window_seconds)
+        return [call_id for when, call_id in opened if when >= cutoff]
+
     def events_since(self, after: int = 0, batch: int = 1000) -> Iterable[tuple[int, Event]]:
         """Every stored callback event after a position, in store order (for local views)."""
         while True:
@@ -153,6 +168,23 @@ class EventStore:
 _decode_record = msgspec.json.Decoder(CommandRecord).decode
 
 
+class _When(msgspec.Struct):
+    occurredAt: str = ""
+
+
+_decode_when = msgspec.json.Decoder(_When).decode
+
+
+def _occurred_at(state: bytes) -> str:
+    return _decode_when(state).occurredAt
+
+
+def _shift(timestamp: str, seconds: float) -> str:
+    """An occurredAt string moved by `seconds` (same format, so strings compare in time order)."""
+    moment = datetime.fromisoformat(timestamp) + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 class _SQLiteReader:
     """The hot read path (one stream's rows) on a plain connection to the recorder's SQLite file.
 
@@ -162,6 +194,7 @@ class _SQLiteReader:
 
     def __init__(self, path: str, table: str):
         self._db = sqlite3.connect(path, uri=True, check_same_thread=False, isolation_level=None)
+        self._table = table
         self._query = f"SELECT state FROM {table} WHERE originator_id=? ORDER BY originator_version"
 
     @classmethod
@@ -171,6 +204,21 @@ class _SQLiteReader:
         if pool is None or not hasattr(pool, "db_name") or pool.is_sqlite_memory_mode:
             return None
         return cls(pool.db_name, recorder.events_table_name)
+
+    def streams_opened_since(self, topic: str, window_seconds: float) -> list[str]:
+        newest = self._db.execute(
+            f"SELECT state FROM {self._table} WHERE topic != ? ORDER BY rowid DESC LIMIT 1", (COMMAND_TOPIC,)
+        ).fetchone()
+        if newest is None:
+            return []
+        cutoff = _shift(_occurred_at(newest[0]), -window_seconds)
+        streams = []
+        rows = self._db.execute(f"SELECT originator_id, state FROM {self._table} WHERE topic=? ORDER BY rowid DESC", (topic,))
+        for stream, state in rows:
+            if _occurred_at(state) < cutoff:
+                break
+            streams.append(stream)
+        return streams[::-1]
 
     def states(self, stream: str) -> list[bytes]:
         return [row[0] for row in self._db.execute(self._query, (stream,))]

@@ -1,0 +1,53 @@
+"""The event store on SQLite: atomic appends, command records, conflicts, recent streams."""
+
+import pytest
+
+from schemas.events import OutgoingCallSent, OutgoingCallAccepted
+from schemas.types import User
+from services.runtime.store import CommandRecord, DuplicateWrite, EventStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = EventStore("invitation", str(tmp_path / "invitation.sqlite"))
+    yield store
+    store.close()
+
+
+def sent(call_id: str, at: str, seq: int = 1) -> OutgoingCallSent:
+    return OutgoingCallSent(eventID=f"{call_id}-{seq}", callID=call_id, recipient="ann", seq=seq, occurredAt=at,
+                            source="invitation", causationID=f"k-{call_id}", caller=User(id="ann"),
+                            callees=[User(id="bob")], callType="voiceCall")
+
+
+def accepted(call_id: str, at: str, seq: int) -> OutgoingCallAccepted:
+    return OutgoingCallAccepted(eventID=f"{call_id}-{seq}", callID=call_id, recipient="ann", seq=seq, occurredAt=at,
+                                source="invitation", causationID=f"a-{call_id}", callee=User(id="bob"))
+
+
+def test_events_and_the_command_record_are_written_together(store):
+    store.append([("c1", [sent("c1", "2026-01-01T00:00:00.000Z")])], CommandRecord(commandID="k-c1", verb="send"))
+    assert [event.eventID for event in store.load("c1")] == ["c1-1"]
+    assert store.command_record("k-c1").verb == "send"
+    assert store.command_record("unknown") is None
+
+
+def test_a_conflicting_group_writes_nothing(store):
+    store.append([("c1", [sent("c1", "2026-01-01T00:00:00.000Z")])], None)
+    group = [
+        ([("c2", [sent("c2", "2026-01-01T00:00:01.000Z")])], CommandRecord(commandID="k-c2", verb="send")),
+        ([("c1", [sent("c1", "2026-01-01T00:00:02.000Z")])], None),  # seq 1 of c1 exists
+    ]
+    with pytest.raises(DuplicateWrite):
+        store.append_group(group)
+    assert store.load("c2") == [] and store.command_record("k-c2") is None
+
+
+def test_recent_streams_follow_activity_not_history(store):
+    store.append([("old", [sent("old", "2026-01-01T00:00:00.000Z")])], None)
+    store.append([("recent", [sent("recent", "2026-01-01T01:00:00.000Z")])], None)
+    store.append([("newest", [sent("newest", "2026-01-01T01:09:00.000Z")])], None)
+    store.append([("old", [accepted("old", "2026-01-01T01:10:00.000Z", 2)])], CommandRecord(commandID="x", verb="accept"))
+    assert store.streams_opened_recently("onOutgoingCallSent", 660) == ["recent", "newest"]
+    assert store.streams_opened_recently("onOutgoingCallSent", 60) == ["newest"]
+    assert store.streams_opened_recently("onOutgoingCallSent", 30) == []
