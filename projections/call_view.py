@@ -100,15 +100,11 @@ class CallView(msgspec.Struct, kw_only=True):
         return callee
 
 
-def new_call(event: ev.Event, seq: int) -> CallView:
-    return CallView(callID=event.callID, firstSeq=seq, lastSeq=seq, startedAt=event.occurredAt,
-                    lastEventAt=event.occurredAt)
-
-
 def fold_call(view: CallView | None, event: ev.Event, seq: int) -> CallView:
     """Fold one event (stream sequence `seq`) into the call's view; returns the view."""
     if view is None:
-        view = new_call(event, seq)
+        view = CallView(callID=event.callID, firstSeq=seq, lastSeq=seq, startedAt=event.occurredAt,
+                        lastEventAt=event.occurredAt)
     view.events += 1
     view.lastSeq = seq
     if event.occurredAt > view.lastEventAt:
@@ -232,7 +228,12 @@ def _call_end(view: CallView, event: ev.CallEnd) -> None:
 
 
 def _settle(view: CallView, at: str) -> None:
-    active = bool(view.members) or any(callee.state in RINGING for callee in view.callees)
+    active = bool(view.members)
+    if not active:
+        for callee in view.callees:
+            if callee.state in RINGING:
+                active = True
+                break
     if active:
         view.endedAt = None
     elif view.active or view.endedAt is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -59,10 +60,18 @@ def _query(name: str, payload_of):
         except ServiceUnavailable as error:
             print(f"ringlog: {error} (is the projector running? `ringlog serve projections`)", file=sys.stderr)
             return 1
-        print(json.dumps(reply))
+        emit(json.dumps(reply))
         return 0
 
     return run
+
+
+def emit(line: str) -> None:
+    """Print a line; a reader that went away (`| head`) is not an error."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")
 
 
 def _page_of(args: argparse.Namespace) -> dict:

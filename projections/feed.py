@@ -4,14 +4,22 @@ nats-py's `fetch()` waits on every message; here a plain subscription on one inb
 collects deliveries in a list, and pull requests keep about one `batch` of messages
 requested ahead, so the projector always has the next batch waiting when it commits.
 The consumer acks with AckAll: one ack after a commit covers the whole batch.
+
+With a `FeedClient` connection, deliveries to a feed's inbox go straight into its list:
+they skip nats-py's per-message work (header parsing, a Msg object, a queue and a task
+hop per message), which costs as much as decoding and folding the event. The hook is
+nats-py's `_process_msg` (nats-py is pinned below 3); status messages and every other
+subscription take the normal path, and with a plain client the feed works the same.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import time
+from typing import Callable
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -24,14 +32,61 @@ from schemas.subjects import STREAM_NAME
 log = logging.getLogger(__name__)
 
 DURABLE = "ringlog-projections"
+_new_message = tuple.__new__  # Message(...) without the NamedTuple constructor's overhead
 
 
 def message_of(msg) -> Message:
     """The stream sequence and time are in the reply subject:
     $JS.ACK[.<domain>.<account hash>].<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>[.<token>]"""
-    tokens = msg.reply.split(".")
+    reply = msg.reply
+    tokens = reply.split(".")
     base = 2 if len(tokens) == 9 else 4
-    return Message(int(tokens[base + 3]), int(tokens[base + 5]), msg.subject, msg.data, msg.reply)
+    return _new_message(Message, (int(tokens[base + 3]), int(tokens[base + 5]), msg.subject, msg.data, reply))
+
+
+class FeedClient(Client):
+    """nats-py's client with a short path for the messages of registered feed inboxes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feed_sinks: dict[int, Callable[[bytes, bytes, bytes], None]] = {}
+
+    async def _process_msg(self, sid, subject, reply, data, headers):  # noqa: D401 - nats-py's hook
+        sink = self.feed_sinks.get(sid)
+        if sink is None or not reply.startswith(b"$JS.ACK.") or (headers and headers[8:9] == b" "):
+            return await super()._process_msg(sid, subject, reply, data, headers)  # not a stream message
+        self.stats["in_msgs"] += 1
+        self.stats["in_bytes"] += len(data)
+        sink(subject, reply, data)
+
+
+_HOOK_FITS = list(inspect.signature(Client._process_msg).parameters) == [
+    "self", "sid", "subject", "reply", "data", "headers"]
+
+
+async def connect_feed_client(url: str, name: str, on_reconnect=None) -> Client:
+    """Like services.runtime.bus.connect, as a FeedClient when this nats-py has the hook."""
+    from services.runtime.bus import connect
+
+    if not _HOOK_FITS:
+        return await connect(url, name, on_reconnect)
+    client = FeedClient()
+
+    async def reconnected() -> None:
+        log.warning("%s reconnected to NATS", name)
+        if on_reconnect:
+            on_reconnect()
+
+    async def disconnected() -> None:
+        if not client.is_closed:  # closing on purpose is no news
+            log.warning("%s disconnected from NATS", name)
+
+    async def error(exc: Exception) -> None:
+        log.warning("%s NATS error: %s", name, exc)
+
+    await client.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                         reconnected_cb=reconnected, disconnected_cb=disconnected, error_cb=error)
+    return client
 
 
 async def position_durable(js: JetStreamContext, filter_subject: str, start_seq: int,
@@ -91,18 +146,22 @@ class PullFeed:
         self._request = json.dumps({"batch": batch, "expires": int(expires * 1e9)}).encode()
         self._buffer: list = []
         self._ready = asyncio.Event()
-        self._credit = 0  # messages asked for and neither delivered nor expired
+        self._credit = 0  # messages asked for and not yet taken (in flight or buffered), less expired ones
         self._heard = time.monotonic()
         self._subscription = None
 
     async def start(self) -> "PullFeed":
         self._inbox = self.nc.new_inbox()
         self._subscription = await self.nc.subscribe(self._inbox, cb=self._on_message)
+        sinks = getattr(self.nc, "feed_sinks", None)
+        if sinks is not None:
+            sinks[self._subscription._id] = self._deliver
         await self._top_up()
         return self
 
     async def stop(self) -> None:
         if self._subscription is not None:
+            getattr(self.nc, "feed_sinks", {}).pop(self._subscription._id, None)
             await self._subscription.unsubscribe()
             self._subscription = None
 
@@ -113,29 +172,38 @@ class PullFeed:
 
     def lost_requests(self) -> None:
         """After a reconnect, pull requests may be gone: ask again."""
-        self._credit = 0
+        self._credit = len(self._buffer)
+
+    def _deliver(self, subject: bytes, reply: bytes, data: bytes) -> None:
+        """A stream message, on FeedClient's short path."""
+        reply_text = reply.decode()
+        tokens = reply_text.split(".")
+        base = 2 if len(tokens) == 9 else 4
+        self._buffer.append(_new_message(Message, (int(tokens[base + 3]), int(tokens[base + 5]), subject.decode(),
+                                                   data, reply_text)))
+        self._ready.set()
 
     async def _on_message(self, msg) -> None:
         self._heard = time.monotonic()
         if msg.reply:
-            self._credit -= 1
-            self._buffer.append(msg)
+            self._buffer.append(message_of(msg))
             self._ready.set()
             return
         headers = msg.headers or {}
         status = headers.get("Status")
         if status in ("404", "408", "409"):  # the request ended (expired, or refused)
             pending = headers.get("Nats-Pending-Messages")
-            self._credit = max(0, self._credit - int(pending)) if pending else 0
+            remaining = self._credit - int(pending) if pending else 0
+            self._credit = max(len(self._buffer), remaining)
             if status == "409" and "Deleted" in headers.get("Description", ""):
                 self.consumer_gone = True
             self._ready.set()
 
     async def _top_up(self) -> None:
         if time.monotonic() - self._heard > self.expires + 2.0:
-            self._credit = 0  # nothing heard, not even an expiry: the requests were lost
+            self._credit = len(self._buffer)  # nothing heard, not even an expiry: the requests were lost
             self._heard = time.monotonic()
-        if self._credit + len(self._buffer) < self.batch:
+        if self._credit < self.batch:
             self._credit += self.batch
             await self.nc.publish(self._next, self._request, reply=self._inbox)
 
@@ -150,8 +218,11 @@ class PullFeed:
                 pass
         taken = self._buffer[:limit]
         del self._buffer[:limit]
+        if taken:
+            self._credit = max(0, self._credit - len(taken))
+            self._heard = time.monotonic()
         await self._top_up()
-        return [message_of(msg) for msg in taken]
+        return taken
 
     async def ack(self, message: Message) -> None:
         """AckAll: acknowledges `message` and every message delivered before it."""

@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 from projections.endpoints import start_endpoints
-from projections.feed import DURABLE, PullFeed, position_durable
+from projections.feed import DURABLE, PullFeed, connect_feed_client, position_durable
 from projections.metrics import ProjectionMetrics, measure_lag
 from projections.pipeline import Pipeline
 from projections.projector import Message, Projector
 from projections.store import FILE_NAME, DataLock, ProjectionStore, install
 from schemas.subjects import STREAM_NAME, Subjects
-from services.runtime.bus import connect, ensure_stream
+from services.runtime.bus import ensure_stream
 from services.runtime.config import Settings
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class ProjectionsProcess:
     async def start(self) -> None:
         if not self.lock.try_acquire():
             raise RuntimeError(f"another projector (pid {self.lock.holder()}) uses {self.settings.data_dir}")
-        self.nc = await connect(self.settings.nats_url, "ringlog-projections", on_reconnect=self._reconnected)
+        self.nc = await connect_feed_client(self.settings.nats_url, "ringlog-projections", self._reconnected)
         self.js = self.nc.jetstream()
         await ensure_stream(self.js, self.subjects, self.settings.stream_replicas)
         self._open()
@@ -72,6 +72,9 @@ class ProjectionsProcess:
             await self.feed.stop()
             self.feed = None
         state = (await self.js.stream_info(STREAM_NAME)).state
+        if state.last_seq < self.projector.position:
+            log.error("the read models are at sequence %d but the log ends at %d: the stream was replaced; "
+                      "run `ringlog projections rebuild`", self.projector.position, state.last_seq)
         if state.messages and state.first_seq > self.projector.next_seq:
             log.warning("the log starts at sequence %d: events %d..%d are gone and cannot be projected",
                         state.first_seq, self.projector.next_seq, state.first_seq - 1)
@@ -86,6 +89,11 @@ class ProjectionsProcess:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             feed = self.feed
+            if feed is None:  # a re-positioning failed (NATS away): try again
+                async with self.guard:
+                    if self.feed is None:
+                        await self._recover(stop)
+                continue
             messages = await feed.take(TAKE, timeout=0.25)
             async with self.guard:
                 if feed is not self.feed:
@@ -93,11 +101,22 @@ class ProjectionsProcess:
                 try:
                     await self._apply(messages)
                 except Exception:
-                    log.exception("projection failed at sequence %d; retrying from the file's position",
+                    log.exception("projection failed at sequence %d; going on from the file's position",
                                   self.projector.next_seq)
-                    await asyncio.sleep(1.0)
-                    self.projector.reset()
-                    await self._position()
+                    await self._recover(stop)
+
+    async def _recover(self, stop: asyncio.Event) -> None:
+        """Start again from what the file holds, once NATS and the file let us."""
+        with contextlib.suppress(Exception):
+            await self.pipeline.flush()  # no write in flight while starting again
+        while not stop.is_set():
+            await asyncio.sleep(1.0)
+            try:
+                self.projector.reset()
+                await self._position()
+                return
+            except Exception as error:  # noqa: BLE001 - keep trying; queries still answer meanwhile
+                log.warning("cannot resume yet: %s", error)
 
     async def _apply(self, messages: list[Message]) -> None:
         if messages:

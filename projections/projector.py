@@ -70,10 +70,9 @@ class Projector:
         self._devices: dict[str, DeviceView] = {}
         self._recent: deque[tuple[int, str]] = deque()
         self._recent_ids: set[str] = set()
-        for seq, event_id in self.store.db.execute(
-                "SELECT seq, event_id FROM timeline WHERE seq > ? ORDER BY seq",
-                (self.position - DEDUPE_WINDOW,)):
-            self._remember(seq, event_id)
+        rows = self.store.db.execute("SELECT seq, event_id FROM timeline WHERE seq > ? ORDER BY seq",
+                                     (self.position - DEDUPE_WINDOW,)).fetchall()
+        self._remember([seq for seq, _ in rows], [event_id for _, event_id in rows])
 
     @property
     def next_seq(self) -> int:
@@ -97,14 +96,13 @@ class Projector:
     # --- on the event loop ------------------------------------------------------------------
     def prepare(self, messages: list[Message]) -> Prepared:
         expected, handled, last = self.position + 1, 0, None
-        fresh: list[tuple] = []
         prepared = Prepared(0)
         batch = prepared.batch
-        timeline, recent = batch.timeline, self._recent_ids
-        for message in messages:
-            seq = message.seq
-            if seq != expected:
-                if seq < expected:
+        kept: list[Message] = []
+        events: list = []
+        for message in messages:  # the hot loop: order check and decode, nothing else
+            if message.seq != expected:
+                if message.seq < expected:
                     handled += 1
                     continue
                 prepared.gap = True
@@ -113,40 +111,58 @@ class Projector:
             handled += 1
             last = message
             try:
-                event = decode_event(message.data)
+                events.append(decode_event(message.data))
             except _decode_errors as error:
-                log.warning("undecodable event at stream sequence %d (%s): %s", seq, message.subject, error)
-                batch.undecodable.append((seq, message.subject, message.data.decode(errors="replace"), str(error)))
+                log.warning("undecodable event at stream sequence %d (%s): %s", message.seq, message.subject, error)
+                batch.undecodable.append((message.seq, message.subject, message.data.decode(errors="replace"),
+                                          str(error)))
                 continue
-            event_id = event.eventID
-            if event_id in recent:
-                log.info("event %s at stream sequence %d is a duplicate; skipped", event_id, seq)
-                continue
-            self._remember(seq, event_id)
-            fresh.append((seq, event))
-            timeline.add(message.data, seq, event.callID, event_id)
+            kept.append(message)
         prepared.handled = handled
-        if last is not None:
-            self._fold(fresh, batch)
-            prepared.applied = len(fresh)
-            prepared.position = (last.seq, last.ts)
-            prepared.parameters = batch.encode(prepared.position)
-            self.position, self.position_ts = prepared.position
+        if last is None:
+            return prepared
+        ids = [event.eventID for event in events]
+        if not self._recent_ids.isdisjoint(ids) or len(set(ids)) != len(ids):
+            kept, events, ids = self._without_duplicates(kept, events)
+        seqs = [message.seq for message in kept]
+        self._remember(seqs, ids)
+        batch.timeline.extend([message.data for message in kept], seqs, [event.callID for event in events], ids)
+        self._fold(seqs, events, batch)
+        prepared.applied = len(events)
+        prepared.position = (last.seq, last.ts)
+        prepared.parameters = batch.encode(prepared.position)
+        self.position, self.position_ts = prepared.position
         return prepared
 
-    def _remember(self, seq: int, event_id: str) -> None:
-        self._recent.append((seq, event_id))
-        self._recent_ids.add(event_id)
-        horizon = seq - DEDUPE_WINDOW
-        while self._recent[0][0] <= horizon:
-            self._recent_ids.discard(self._recent.popleft()[1])
+    def _without_duplicates(self, kept: list[Message], events: list) -> tuple[list, list, list]:
+        seen = set(self._recent_ids)
+        keep_messages, keep_events = [], []
+        for message, event in zip(kept, events):
+            if event.eventID in seen:
+                log.info("event %s at stream sequence %d is a duplicate; skipped", event.eventID, message.seq)
+                continue
+            seen.add(event.eventID)
+            keep_messages.append(message)
+            keep_events.append(event)
+        return keep_messages, keep_events, [event.eventID for event in keep_events]
 
-    def _fold(self, fresh: list[tuple], batch: Batch) -> None:
-        self._load_missing(fresh)
+    def _remember(self, seqs: list[int], ids: list[str]) -> None:
+        """Keep the eventIDs of the last DEDUPE_WINDOW sequences."""
+        if not seqs:
+            return
+        recent = self._recent
+        recent.extend(zip(seqs, ids))
+        self._recent_ids.update(ids)
+        horizon = seqs[-1] - DEDUPE_WINDOW
+        while recent[0][0] <= horizon:
+            self._recent_ids.discard(recent.popleft()[1])
+
+    def _fold(self, seqs: list[int], events: list, batch: Batch) -> None:
+        self._load_missing(events)
         calls: dict[str, CallView] = {}
         devices: dict[str, DeviceView] = {}
         cached_calls, cached_devices = self._calls, self._devices
-        for seq, event in fresh:
+        for seq, event in zip(seqs, events):
             call_id = event.callID
             view = calls.get(call_id)
             if view is None:
@@ -168,13 +184,13 @@ class Projector:
             cached_devices[user_id] = device
             batch.devices.add(_encode(device), user_id)
 
-    def _load_missing(self, fresh: list[tuple]) -> None:
+    def _load_missing(self, events: list) -> None:
         """Bring the views this batch changes and the cache lacks from the file, in one query each."""
-        calls = {event.callID for _, event in fresh} - self._calls.keys()
+        calls = {event.callID for event in events} - self._calls.keys()
         for call_id, doc in self.store.committed_docs("calls", calls):
             self._calls[call_id] = view = _call_decoder.decode(doc)
             self._rows[call_id] = participants(view)
-        users = {event.recipient for _, event in fresh if type(event) in DEVICE_FOLDS} - self._devices.keys()
+        users = {event.recipient for event in events if type(event) in DEVICE_FOLDS} - self._devices.keys()
         for user_id, doc in self.store.committed_docs("devices", users):
             self._devices[user_id] = _device_decoder.decode(doc)
 

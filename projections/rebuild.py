@@ -15,6 +15,7 @@ folder's lock (`projections.lock`, held by a running projector):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import sys
@@ -23,13 +24,15 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 from nats.aio.client import Client
 
-from projections.feed import PullFeed, ephemeral
+from projections.feed import PullFeed, connect_feed_client, ephemeral
 from projections.pipeline import Pipeline
 from projections.projector import Projector
 from projections.store import FILE_NAME, DataLock, ProjectionStore, install
 from schemas.subjects import STREAM_NAME, Subjects
+from services.runtime.auth import issue_token
 
 TAKE = 4000
 
@@ -98,6 +101,12 @@ async def rebuild_into(nc: Client, subjects: Subjects, path: Path, progress=None
             if progress:
                 progress(projector.position - state.first_seq + 1 if state.messages else 0)
         await pipeline.flush()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await pipeline.close()
+        store.close()
+        path.unlink(missing_ok=True)  # a failed rebuild leaves nothing behind
+        raise
     finally:
         gc.set_threshold(*thresholds)
         await pipeline.close()
@@ -121,9 +130,6 @@ async def swap(nc: Client, settings, fresh: Path, timeout: float = 10.0) -> str:
         finally:
             lock.release()
         return f"swapped in {live} (no projector was running; the next one starts from it)"
-    from services.runtime.auth import issue_token
-    import msgspec
-
     subject = Subjects(settings.prefix).command("projections", "swap")
     headers = {"Authorization": f"Bearer {issue_token(settings.secret(), 'ringlog-rebuild', ttl_seconds=300)}"}
     try:
@@ -141,11 +147,9 @@ async def swap(nc: Client, settings, fresh: Path, timeout: float = 10.0) -> str:
 
 
 async def run_rebuild(settings, out=sys.stderr) -> int:
-    from services.runtime.bus import connect
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     fresh = settings.data_dir / f"projections.rebuilt-{os.getpid()}.sqlite"
-    nc = await connect(settings.nats_url, "ringlog-rebuild")
+    nc = await connect_feed_client(settings.nats_url, "ringlog-rebuild")
     try:
         total = (await nc.jetstream().stream_info(STREAM_NAME)).state.messages
         rebuilt = await rebuild_into(nc, Subjects(settings.prefix), fresh, Progress(total, out))

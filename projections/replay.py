@@ -10,6 +10,7 @@ RINGLOG_EVENTS would capture is refused, so a replay never lands back in the log
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import uuid
@@ -19,7 +20,7 @@ from typing import AsyncIterator
 
 from nats.aio.client import Client
 
-from projections.feed import PullFeed, ephemeral
+from projections.feed import PullFeed, connect_feed_client, ephemeral
 from projections.projector import Message
 from schemas.events import CALLBACK_NAMES, categories_of
 from schemas.ids import check_call_id, check_user_id
@@ -126,12 +127,10 @@ async def replay(nc: Client, subjects: Subjects, where: ReplayFilter, *, from_se
 
 
 async def _run(settings, args, out) -> int:
-    from services.runtime.bus import connect
-
     subjects = Subjects(settings.prefix)
     where = ReplayFilter(callback=args.callback, user=args.user, call=args.call)
     since = parse_since(args.since) if args.since else None
-    nc = await connect(settings.nats_url, "ringlog-replay")
+    nc = await connect_feed_client(settings.nats_url, "ringlog-replay")
     try:
         if args.republish:
             await check_republish_prefix(nc, subjects, args.republish)
@@ -162,6 +161,9 @@ def main(settings, args, out=None) -> int:
 
     try:
         return asyncio.run(_run(settings, args, out or sys.stdout.buffer))
+    except BrokenPipeError:  # the reader went away (`| head`)
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except (ValueError, InvalidId, RuntimeError) as error:
         print(f"ringlog replay: {error}", file=sys.stderr)
         return 2

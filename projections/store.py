@@ -9,6 +9,7 @@ projector writes.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -88,6 +89,13 @@ class BlobRows:
         self.rows.append((*fields, self.offset, size))
         self.parts.append(data)
         self.offset += size
+
+    def extend(self, datas: list[bytes], *columns: list) -> None:
+        """Add many rows at once: row i is (columns[0][i], ...) + datas[i]."""
+        lengths = [len(data) for data in datas]
+        self.rows.extend(zip(*columns, itertools.accumulate(lengths, initial=self.offset), lengths))
+        self.parts.extend(datas)
+        self.offset += sum(lengths)
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -127,9 +127,9 @@ async def test_sigkill_of_a_projector_process_loses_nothing(nc, settings, tmp_pa
                 await asyncio.sleep(0.05)
         events = mixed_calls(1500, seed=24)
         publishing = asyncio.create_task(publish_events(nc, subjects, events))
-        for _ in range(400):
+        for _ in range(1000):
             _, lag = await query(nc, "lag")
-            if lag["position"] > 2000:
+            if lag["position"] > 500:
                 break
             await asyncio.sleep(0.01)
         child.send_signal(signal.SIGKILL)  # mid-stream: between a write and its ack, or anywhere
@@ -139,10 +139,40 @@ async def test_sigkill_of_a_projector_process_loses_nothing(nc, settings, tmp_pa
         if child.poll() is None:
             child.kill()
             child.wait()
-    assert 2000 < lag["position"] < len(events)
+    assert 500 < lag["position"] < len(events)
     projector = await start_projector(settings)
     try:
         await caught_up(nc)
         await assert_equals_a_rebuild(nc, settings, tmp_path)
+    finally:
+        await projector.shutdown()
+
+
+async def test_the_durable_consumer_follows_the_files_position(nc, settings):
+    from nats.js.api import AckPolicy
+
+    from projections.feed import DURABLE
+
+    js = nc.jetstream()
+    await publish_events(nc, Subjects(settings.prefix), mixed_calls(15, seed=25))
+    projector = await start_projector(settings)
+    await caught_up(nc)
+    await projector.shutdown()
+    first = await js.consumer_info("RINGLOG_EVENTS", DURABLE)
+    assert first.config.ack_policy == AckPolicy.ALL and first.delivered.stream_seq == first.ack_floor.stream_seq
+    before = dump_file(live_file(settings))
+
+    projector = await start_projector(settings)  # delivered == position: the consumer is kept
+    await projector.shutdown()
+    assert (await js.consumer_info("RINGLOG_EVENTS", DURABLE)).created == first.created
+
+    for path in settings.data_dir.glob("projections.sqlite*"):  # the file is lost: start from sequence 1
+        path.unlink()
+    projector = await start_projector(settings)
+    try:
+        lag = await caught_up(nc)
+        again = await js.consumer_info("RINGLOG_EVENTS", DURABLE)
+        assert again.created != first.created and lag["position"] == first.delivered.stream_seq
+        assert dump_file(live_file(settings)) == before
     finally:
         await projector.shutdown()

@@ -75,11 +75,15 @@ async def test_lag_as_a_query_and_as_prometheus_gauges(running, settings):
     await publish_events(nc, Subjects(settings.prefix), mixed_calls(20, seed=41))
     lag = await caught_up(nc)
     assert lag["lagEvents"] == 0 and lag["position"] == lag["streamLastSeq"] > 0 and "timeline" in lag["readModels"]
-    await asyncio.sleep(1.1)  # the gauges refresh every second
     url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
-    text = (await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())).decode()
-    assert "ringlog_projection_lag_events 0.0" in text and "ringlog_projection_lag_seconds 0.0" in text
-    assert f"ringlog_projection_position {float(lag['position'])}" in text
+    wanted = ["ringlog_projection_lag_events 0.0", "ringlog_projection_lag_seconds 0.0",
+              f"ringlog_projection_position {float(lag['position'])}"]
+    for _ in range(60):  # the gauges refresh every second
+        text = (await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())).decode()
+        if all(line in text.splitlines() for line in wanted):
+            break
+        await asyncio.sleep(0.1)
+    assert all(line in text.splitlines() for line in wanted), text
     assert 'ringlog_queries_total{outcome="ok",query="lag"}' in text
 
 
@@ -111,3 +115,13 @@ def test_the_ringlog_command_line_has_the_read_side():
     assert parser.parse_args(["replay", "--call", "c", "--republish", "r"]).republish == "r"
     assert parser.parse_args(["bench", "replay", "--events", "10"]).events == 10
     assert parser.parse_args(["projections", "rebuild", "--data", "d"]).data == "d"
+
+
+async def test_swap_refuses_what_is_not_a_rebuilt_file_here(running, settings):
+    nc = running
+    headers = {"Authorization": f"Bearer {token('ops')}"}
+    for payload, status in ((b'{"file": "../etc/passwd"}', "400"), (b'{"file": "projections.rebuilt-1.sqlite"}', "404")):
+        reply = await nc.request("ringlog.cmd.projections.swap", payload, timeout=5, headers=headers)
+        assert reply.headers["Nats-Service-Error-Code"] == status
+    _, lag = await query(nc, "lag")
+    assert "position" in lag  # still serving

@@ -166,3 +166,17 @@ async def test_rebuild_without_a_projector_renames_the_file_itself(settings, nat
             await projector.shutdown()
     finally:
         await nc.close()
+
+
+async def test_rebuild_of_an_empty_log(settings, nats_server):
+    nc = await nats.connect(settings.nats_url)
+    try:
+        from services.runtime.bus import ensure_stream
+
+        await ensure_stream(nc.jetstream(), Subjects(settings.prefix))
+        out = io.StringIO()
+        assert await run_rebuild(settings, out) == 0, out.getvalue()
+        assert "rebuilt 0 events" in out.getvalue()
+        assert all(rows == [] for rows in dump_file(live_file(settings)).values())
+    finally:
+        await nc.close()
