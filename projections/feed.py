@@ -68,25 +68,7 @@ async def connect_feed_client(url: str, name: str, on_reconnect=None) -> Client:
     """Like services.runtime.bus.connect, as a FeedClient when this nats-py has the hook."""
     from services.runtime.bus import connect
 
-    if not _HOOK_FITS:
-        return await connect(url, name, on_reconnect)
-    client = FeedClient()
-
-    async def reconnected() -> None:
-        log.warning("%s reconnected to NATS", name)
-        if on_reconnect:
-            on_reconnect()
-
-    async def disconnected() -> None:
-        if not client.is_closed:  # closing on purpose is no news
-            log.warning("%s disconnected from NATS", name)
-
-    async def error(exc: Exception) -> None:
-        log.warning("%s NATS error: %s", name, exc)
-
-    await client.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                         reconnected_cb=reconnected, disconnected_cb=disconnected, error_cb=error)
-    return client
+    return await connect(url, name, on_reconnect, client=FeedClient() if _HOOK_FITS else None)
 
 
 async def position_durable(js: JetStreamContext, filter_subject: str, start_seq: int,

@@ -114,7 +114,6 @@ async def open_loop(driver: FlowDriver, numbers, rate: float, duration: float) -
 
 
 async def read_log_event_ids(url: str) -> Counter:
-    from ringlog.bench.bus import read_rate  # noqa: F401  (same reader shape)
     from nats.js.api import DeliverPolicy
 
     nc = await nats.connect(url)
@@ -165,7 +164,7 @@ async def run_flows(url: str, secret: str, concurrency: int, duration: float) ->
     await watcher.unsubscribe()
     await client.close()
     on_log = await read_log_event_ids(url)
-    answered = Counter(full_answered := measured.answered_event_ids)
+    answered = Counter(measured.answered_event_ids)
     lost = sum(1 for event_id in answered if on_log[event_id] == 0)
     duplicated = sum(1 for count in on_log.values() if count > 1)
     e2e = measured.e2e_latencies()
@@ -178,7 +177,7 @@ async def run_flows(url: str, secret: str, concurrency: int, duration: float) ->
         "cmd_p99_ms": percentile(measured.command_latencies, 0.99) * 1000,
         "e2e_p50_ms": percentile(e2e, 0.50) * 1000,
         "e2e_p99_ms": percentile(e2e, 0.99) * 1000,
-        "events_answered": len(full_answered),
+        "events_answered": len(measured.answered_event_ids),
         "lost": lost,
         "duplicated": duplicated,
         "failed_flows": sum(measured.failures.values()),

@@ -14,7 +14,7 @@ from schemas.commands import Accept, Cancel, Command, Decline, MissedCallClick, 
 from schemas.enums import Source
 from schemas.events import Event, IncomingMissedCallDialBackFailed
 from services.invitation import domain
-from services.runtime.domain import CommandRejected, KitCode, Stamper
+from services.runtime.domain import CommandRejected, Stamper
 from services.runtime.endpoints import CommandRoute
 from services.runtime.errors import ServiceError
 from services.runtime.handling import StateCache, UnitOfWork, internal_command_id

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -17,19 +16,23 @@ log = logging.getLogger(__name__)
 DUPLICATE_WINDOW_SECONDS = 120.0
 
 
-async def connect(url: str, name: str, on_reconnect=None) -> Client:
+async def connect(url: str, name: str, on_reconnect=None, client: Client | None = None) -> Client:
+    """Connect with unlimited reconnects and logged connection changes (`client`: a subclass to use)."""
+    client = client or Client()
+
     async def reconnected() -> None:
         log.warning("%s reconnected to NATS", name)
         if on_reconnect:
             on_reconnect()
 
     async def disconnected() -> None:
-        log.warning("%s disconnected from NATS", name)
+        if not client.is_closed:  # closing on purpose is no news
+            log.warning("%s disconnected from NATS", name)
 
     async def error(exc: Exception) -> None:
         log.warning("%s NATS error: %s", name, exc)
 
-    return await nats.connect(
+    await client.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
@@ -38,6 +41,7 @@ async def connect(url: str, name: str, on_reconnect=None) -> Client:
         disconnected_cb=disconnected,
         error_cb=error,
     )
+    return client
 
 
 def stream_config(subjects: Subjects, replicas: int = 1) -> StreamConfig:
