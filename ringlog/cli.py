@@ -244,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     import importlib.util
 
+    if importlib.util.find_spec("ringlog.simulate") is not None:
+        from ringlog.simulate import register as register_simulate
+
+        register_simulate(sub)
+
     if importlib.util.find_spec("projections.cli") is not None:
         from projections.cli import register as register_read_side
 

@@ -68,6 +68,10 @@ def register(subparsers) -> None:
 
     import importlib.util
 
+    if importlib.util.find_spec("ringlog.bench.scale") is not None:
+        from ringlog.bench.scale import register as register_scale
+
+        register_scale(suites)
     if importlib.util.find_spec("projections.cli") is not None:
         from projections.cli import add_bench_replay
 
