@@ -1,13 +1,15 @@
 """Abandoned calls: an accepted invitation whose callees never arrive in the room.
 
 The room service learns about acceptances only from the log: it follows
-`ringlog.evt.invitation.onOutgoingCallAccepted.>` from the start (so a restart replays
-every acceptance) and keeps one `ExpectMembers` per call: the caller (the event's
+`ringlog.evt.invitation.onOutgoingCallAccepted.>` from `HORIZON` ago (so a restart replays
+the recent acceptances) and keeps one `ExpectMembers` per call: the caller (the event's
 recipient) first, then every callee who accepted. Each acceptance renews the wait, so the
 deadline is the last acceptance's `occurredAt` plus `abandon_after_seconds`, compared
 with the service clock. When it passes, the service decides the domain's `Abandon`
-under its usual lock; the command id is derived from the call id, so the decision is
-recorded once, and a replay after a restart finds the record and does nothing.
+under its usual lock, unless the room's state (in memory) already shows an expected
+callee arrived, which is the usual case and costs no command. The command id is derived
+from the call id, so the decision is recorded once, and a replay after a restart finds
+the record and does nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from services.runtime.domain import parse_timestamp
 from services.runtime.handling import internal_command_id
 
 log = logging.getLogger(__name__)
+# How far back a (re)start reads acceptances: a call accepted longer ago, whose callees
+# never came while the room service was down all that time, is not abandoned any more.
+HORIZON = timedelta(hours=1)
 
 
 def expect(previous: ExpectMembers | None, accepted: OutgoingCallAccepted) -> ExpectMembers:
@@ -56,7 +61,7 @@ class AbandonWatch:
 
     def on_event(self, event: Event) -> None:
         """Feed from the log (follow_log): remember who should arrive, and by when."""
-        if not isinstance(event, OutgoingCallAccepted) or self.service.abandon_decided(event.callID):
+        if not isinstance(event, OutgoingCallAccepted):
             return
         expectation = expect(self.expectations.get(event.callID), event)
         self.expectations[event.callID] = expectation
@@ -71,6 +76,9 @@ class AbandonWatch:
             expectation = self.expectations.get(call_id)
             if expectation is None or self.due(expectation) > now:
                 continue  # already handled, or renewed by a later acceptance (its own entry waits)
+            if self.service.expected_callee_arrived(expectation):
+                del self.expectations[call_id]  # the usual case: nothing to decide, nothing to lock
+                continue
             try:
                 await self.service.abandon(expectation)
             except Exception:

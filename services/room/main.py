@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from schemas.enums import Source
-from services.room.abandon import AbandonWatch
+from services.room.abandon import HORIZON, AbandonWatch
 from services.room.hook import HangUpHook
 from services.room.service import RoomService
 from services.runtime.call_metrics import RoomMetrics
@@ -29,7 +29,8 @@ async def build(runtime: Runtime) -> ServiceParts:
     acceptances = runtime.subjects.event_filter(category="invitation", callback="onOutgoingCallAccepted")
 
     async def follow_acceptances() -> None:
-        await follow_log(runtime.js, acceptances, watch.on_event, caught_up=caught_up)
+        since = runtime.uow.clock() - HORIZON
+        await follow_log(runtime.js, acceptances, watch.on_event, caught_up=caught_up, since=since)
 
     async def ready() -> None:
         # every acceptance already on the log has its deadline before commands are served

@@ -101,8 +101,10 @@ class RoomService:
         await committed
         return events
 
-    def abandon_decided(self, call_id: str) -> bool:
-        return self.store.command_record(abandon_command_id(call_id)) is not None
+    def expected_callee_arrived(self, expectation: domain.ExpectMembers) -> bool:
+        """True when any expected callee has been in the room (Abandon would be a no-op)."""
+        state = self._load(expectation.callID)
+        return state is not None and any(user.id in state.arrived for user in expectation.expected[1:])
 
     # --- helpers ----------------------------------------------------------------------
     def _load(self, call_id: str) -> domain.RoomState | None:

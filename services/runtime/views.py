@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from schemas.enums import ZegoRoomStateChangedReason as RoomReason
 from schemas.events import CallEnd, Event, StateChanged, decode_event
@@ -65,13 +66,20 @@ async def follow_log(
     on_event: Callable[[Event], Awaitable[None] | None],
     *,
     caught_up: asyncio.Event | None = None,
+    since: datetime | None = None,
 ) -> None:
-    """Feed every event on `filter_subject`, from the start of the log, to `on_event`.
+    """Feed every event on `filter_subject`, from the start of the log (or `since`), to `on_event`.
 
     Uses an ordered push consumer (fast, gap-free, re-created by the client on loss).
     `caught_up` is set once the events present at start have been applied.
     """
-    subscription = await js.subscribe(filter_subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+    if since is None:
+        subscription = await js.subscribe(filter_subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+    else:
+        subscription = await js.subscribe(
+            filter_subject, ordered_consumer=True, deliver_policy=DeliverPolicy.BY_START_TIME,
+            config=ConsumerConfig(opt_start_time=since.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")),
+        )
     if caught_up is not None:
         info = await subscription.consumer_info()
         if info.num_pending == 0 and info.delivered.consumer_seq == 0:
