@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -90,6 +91,11 @@ async def run_service(name: str, source: Source, settings: Settings, build: Buil
         tasks += [asyncio.create_task(task(), name=f"{name}-task") for task in parts.tasks]
         if parts.ready is not None:
             await parts.ready()
+        # What start-up built lives for the whole process: keep it out of the collector's
+        # scans, and collect young objects less often (fewer pauses on the command path).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         endpoints = CommandEndpoints(name, runtime.subjects, settings.secret(), runtime.metrics)
         runtime.metrics.declare_verbs(parts.routes)
         micro = await endpoints.start(runtime.nc, parts.routes)
