@@ -22,6 +22,7 @@ from projections.pipeline import Pipeline
 from projections.projector import Message, Projector
 from projections.store import FILE_NAME, DataLock, ProjectionStore, install
 from schemas.subjects import STREAM_NAME, Subjects
+from services.runtime import loop
 from services.runtime.bus import ensure_stream
 from services.runtime.config import Settings
 
@@ -197,10 +198,10 @@ def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     async def main() -> None:
         nonlocal stop
         stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
+                running.add_signal_handler(signum, stop.set)
         await serve(settings, stop)
 
-    asyncio.run(main())
+    loop.run(main())

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from ringlog.bench.common import median, private_nats, report
+from services.runtime import loop
 
 
 def cmd_bus(args: argparse.Namespace) -> int:
@@ -14,7 +14,7 @@ def cmd_bus(args: argparse.Namespace) -> int:
     runs = []
     for _ in range(args.runs):
         with private_nats() as server:
-            runs.append(asyncio.run(measure(server.url, args.messages)))
+            runs.append(loop.run(measure(server.url, args.messages)))
     figures = {
         "messages": args.messages,
         "message_bytes": runs[0]["message_bytes"],
@@ -33,7 +33,7 @@ def cmd_flows(args: argparse.Namespace) -> int:
     runs = []
     for _ in range(args.runs):
         with private_nats() as server:
-            bus = asyncio.run(measure_bus(server.url, args.bus_messages))
+            bus = loop.run(measure_bus(server.url, args.bus_messages))
         with private_nats() as server:
             flows = measure_flows(server.url, args.concurrency, args.duration)
         runs.append({**flows, "bus_publish_per_s": bus["bus_publish_per_s"],

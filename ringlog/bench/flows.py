@@ -24,6 +24,7 @@ import nats
 from ringlog.bench.common import percentile
 from ringlog.client import Client
 from ringlog.up import Supervisor
+from services.runtime import loop
 from services.runtime.auth import issue_token
 from services.runtime.config import Settings
 
@@ -208,6 +209,6 @@ def measure(url: str, concurrency: int, duration: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="ringlog-bench-flows-") as folder:
         supervisor = with_services(url, Path(folder), secret)
         try:
-            return asyncio.run(run_flows(url, secret, concurrency, duration))
+            return loop.run(run_flows(url, secret, concurrency, duration))
         finally:
             supervisor.stop()

@@ -9,6 +9,7 @@ from services.device.service import DeviceService
 from services.runtime.call_metrics import DeviceMetrics
 from services.runtime.config import Settings
 from services.runtime.event_metrics import DeviceExceptions
+from services.runtime import loop
 from services.runtime.host import Runtime, ServiceParts, run_service
 from services.runtime.views import RoomMembership, follow_log
 
@@ -32,4 +33,4 @@ async def build(runtime: Runtime) -> ServiceParts:
 
 
 def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    asyncio.run(run_service("device", SOURCE, settings, build, stop))
+    loop.run(run_service("device", SOURCE, settings, build, stop))

@@ -9,6 +9,7 @@ from services.invitation.service import InvitationService
 from services.runtime.call_metrics import InvitationMetrics
 from services.runtime.config import Settings
 from services.runtime.event_metrics import InvitationOutcomes
+from services.runtime import loop
 from services.runtime.host import Runtime, ServiceParts, run_service
 from services.runtime.views import RoomMembership, follow_log
 
@@ -37,4 +38,4 @@ async def build(runtime: Runtime) -> ServiceParts:
 
 
 def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    asyncio.run(run_service("invitation", SOURCE, settings, build, stop))
+    loop.run(run_service("invitation", SOURCE, settings, build, stop))

@@ -11,6 +11,7 @@ from services.room.service import RoomService
 from services.runtime.call_metrics import RoomMetrics
 from services.runtime.config import Settings
 from services.runtime.event_metrics import RoomSessions, stored_events
+from services.runtime import loop
 from services.runtime.host import Runtime, ServiceParts, run_service
 from services.runtime.views import follow_log
 
@@ -40,4 +41,4 @@ async def build(runtime: Runtime) -> ServiceParts:
 
 
 def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    asyncio.run(run_service("room", SOURCE, settings, build, stop))
+    loop.run(run_service("room", SOURCE, settings, build, stop))
