@@ -11,7 +11,7 @@ from services.runtime.config import Settings
 from services.runtime.event_metrics import InvitationOutcomes
 from services.runtime import loop
 from services.runtime.host import Runtime, ServiceParts, run_service
-from services.runtime.views import RoomMembership, follow_log
+from services.runtime.views import MEMBERSHIP_HORIZON, RoomMembership, follow_log
 
 SOURCE = Source.invitation
 
@@ -29,7 +29,8 @@ async def build(runtime: Runtime) -> ServiceParts:
     room_events = runtime.subjects.event_filter(category="room", callback="onStateChanged")
 
     async def follow_rooms() -> None:
-        await follow_log(runtime.js, room_events, rooms.apply, caught_up=caught_up)
+        since = runtime.uow.clock() - MEMBERSHIP_HORIZON
+        await follow_log(runtime.js, room_events, rooms.apply, caught_up=caught_up, since=since)
 
     async def ready() -> None:
         await asyncio.wait_for(caught_up.wait(), 60)

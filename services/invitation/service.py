@@ -74,7 +74,7 @@ class InvitationService:
         work follows recent activity, not the size of the history.
         """
         window = MAX_TIMEOUT_SECONDS + 60
-        for call_id in self.store.streams_opened_recently("onOutgoingCallSent", window):
+        for call_id in self.store.recent_streams("onOutgoingCallSent", window):
             state = domain.fold(self.store.load(call_id))
             if state is not None and domain.deadline(state) is not None:
                 self._track(call_id, state)

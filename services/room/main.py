@@ -10,10 +10,10 @@ from services.room.hook import HangUpHook
 from services.room.service import RoomService
 from services.runtime.call_metrics import RoomMetrics
 from services.runtime.config import Settings
-from services.runtime.event_metrics import RoomSessions, stored_events
+from services.runtime.event_metrics import RoomSessions
 from services.runtime import loop
 from services.runtime.host import Runtime, ServiceParts, run_service
-from services.runtime.views import follow_log
+from services.runtime.views import MEMBERSHIP_HORIZON, follow_log
 
 SOURCE = Source.room
 
@@ -24,7 +24,9 @@ async def build(runtime: Runtime) -> ServiceParts:
     service = RoomService(runtime.uow, hook.confirm)
     watch = AbandonWatch(service, settings.abandon_after_seconds, runtime.uow.clock)
     sessions = RoomSessions(RoomMetrics(runtime.metrics.registry))
-    sessions.seed(stored_events(runtime.store, frozenset({"onStateChanged"})))  # rooms open before a restart
+    # rooms open before a restart: those with a state change in the membership horizon
+    for call_id in runtime.store.recent_streams("onStateChanged", MEMBERSHIP_HORIZON.total_seconds()):
+        sessions.seed(runtime.store.load(call_id))
     runtime.observers.add(sessions.observe)
     caught_up = asyncio.Event()
     acceptances = runtime.subjects.event_filter(category="invitation", callback="onOutgoingCallAccepted")

@@ -103,7 +103,7 @@ class RoomService:
 
     def expected_callee_arrived(self, expectation: domain.ExpectMembers) -> bool:
         """True when any expected callee has been in the room (Abandon would be a no-op)."""
-        state = self._load(expectation.callID)
+        state = self.states.peek(expectation.callID)
         return state is not None and any(user.id in state.arrived for user in expectation.expected[1:])
 
     # --- helpers ----------------------------------------------------------------------

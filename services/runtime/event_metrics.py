@@ -23,7 +23,7 @@ from schemas.enums import ZegoSignalingPluginInvitationUserState as UserState
 from schemas.events import (
     CallEnd, Event, LocalCameraExceptionOccurred, LocalMicrophoneExceptionOccurred, OutgoingCallAccepted,
     OutgoingCallCancelButtonPressed, OutgoingCallDeclined, OutgoingCallRejectedCauseBusy, OutgoingCallSent,
-    OutgoingCallTimeout, StateChanged, decode_event,
+    OutgoingCallTimeout, StateChanged,
 )
 from services.runtime.call_metrics import DeviceMetrics, InvitationMetrics, RoomMetrics
 
@@ -195,15 +195,3 @@ class DeviceExceptions:
             if device is not None:
                 kind = "unspecified" if event.exception is None else getattr(event.exception, "value", event.exception)
                 self.metrics.exceptions.labels(device, kind).inc()
-
-
-# --- start-up --------------------------------------------------------------------------
-
-def stored_events(store, topics: frozenset[str], batch: int = 1000) -> Iterable[Event]:
-    """The stored events of some callbacks, in store order (decodes only those)."""
-    after = 0
-    while page := store.notifications(after, batch):
-        for note in page:
-            if note.topic in topics:
-                yield decode_event(note.state)
-        after = page[-1].id

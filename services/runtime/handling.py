@@ -187,6 +187,12 @@ class StateCache(Generic[S]):
         self.put(stream, state)
         return state
 
+    def peek(self, stream: str) -> S | None:
+        """The state, without keeping it on a miss (one-off looks at old streams)."""
+        if stream in self._states:
+            return self._states[stream]
+        return self._load(stream)
+
     def put(self, stream: str, state: S | None) -> None:
         self._states[stream] = state
         self._states.move_to_end(stream)

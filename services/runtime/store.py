@@ -134,19 +134,19 @@ class EventStore:
     def max_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
-    def streams_opened_recently(self, topic: str, window_seconds: float) -> list[str]:
+    def recent_streams(self, topic: str, window_seconds: float) -> list[str]:
         """Streams whose `topic` event lies within `window_seconds` before the last stored event.
 
         Reads backwards from the newest row and stops at the window's edge, so the cost
         follows recent activity, not the size of the history.
         """
         if self._reader is not None:
-            return self._reader.streams_opened_since(topic, window_seconds)
+            return self._reader.recent_streams(topic, window_seconds)
         opened = [(event.occurredAt, event.callID) for _, event in self.events_since(0) if event.type == topic]
         if not opened:
             return []
         cutoff = _shift(max(when for when, _ in opened), -window_seconds)
-        return [call_id for when, call_id in opened if when >= cutoff]
+        return list(dict.fromkeys(call_id for when, call_id in opened if when >= cutoff))
 
     def events_since(self, after: int = 0, batch: int = 1000) -> Iterable[tuple[int, Event]]:
         """Every stored callback event after a position, in store order (for local views)."""
@@ -205,20 +205,20 @@ class _SQLiteReader:
             return None
         return cls(pool.db_name, recorder.events_table_name)
 
-    def streams_opened_since(self, topic: str, window_seconds: float) -> list[str]:
+    def recent_streams(self, topic: str, window_seconds: float) -> list[str]:
         newest = self._db.execute(
             f"SELECT state FROM {self._table} WHERE topic != ? ORDER BY rowid DESC LIMIT 1", (COMMAND_TOPIC,)
         ).fetchone()
         if newest is None:
             return []
         cutoff = _shift(_occurred_at(newest[0]), -window_seconds)
-        streams = []
+        streams: dict[str, None] = {}
         rows = self._db.execute(f"SELECT originator_id, state FROM {self._table} WHERE topic=? ORDER BY rowid DESC", (topic,))
         for stream, state in rows:
             if _occurred_at(state) < cutoff:
                 break
-            streams.append(stream)
-        return streams[::-1]
+            streams[stream] = None
+        return list(streams)[::-1]
 
     def states(self, stream: str) -> list[bytes]:
         return [row[0] for row in self._db.execute(self._query, (stream,))]

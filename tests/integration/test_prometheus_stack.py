@@ -105,7 +105,7 @@ async def prometheus(prometheus_binary, stack, tmp_path_factory):
     server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), prometheus_binary)
     server.start(stack.metrics_ports, RULES)
     try:
-        await server.wait_until(f'count(up{{job="ringlog"}} == 1)', len(stack.metrics_ports), timeout=20)
+        await server.wait_until('count(up{job="ringlog"} == 1)', len(stack.metrics_ports), timeout=20)
         yield server
     finally:
         server.stop()

@@ -48,6 +48,6 @@ def test_recent_streams_follow_activity_not_history(store):
     store.append([("recent", [sent("recent", "2026-01-01T01:00:00.000Z")])], None)
     store.append([("newest", [sent("newest", "2026-01-01T01:09:00.000Z")])], None)
     store.append([("old", [accepted("old", "2026-01-01T01:10:00.000Z", 2)])], CommandRecord(commandID="x", verb="accept"))
-    assert store.streams_opened_recently("onOutgoingCallSent", 660) == ["recent", "newest"]
-    assert store.streams_opened_recently("onOutgoingCallSent", 60) == ["newest"]
-    assert store.streams_opened_recently("onOutgoingCallSent", 30) == []
+    assert store.recent_streams("onOutgoingCallSent", 660) == ["recent", "newest"]
+    assert store.recent_streams("onOutgoingCallSent", 60) == ["newest"]
+    assert store.recent_streams("onOutgoingCallSent", 30) == []

@@ -146,7 +146,7 @@ def test_events_out_of_order_still_name_every_callee():
 
 
 def test_devices_fold_state_and_local_exceptions_not_remote_copies():
-    s, room = script(), [ALICE, BOB]
+    s = script()
     s.device(ev.CameraStateChanged, BOB, "bob", isOpened=True)
     s.device(ev.FrontFacingCameraStateChanged, BOB, "bob", isFronted=False)
     s.device(ev.MicrophoneStateChanged, BOB, "bob", isOpened=False)
