@@ -8,26 +8,8 @@ import asyncio
 import json
 import os
 import sys
-from pathlib import Path
-
+from ringlog.options import add_common_options as _common, settings_from as settings_of
 from services.runtime.config import Settings
-
-
-def settings_of(args: argparse.Namespace) -> Settings:
-    settings = Settings()
-    if getattr(args, "data", None):
-        settings.data_dir = Path(args.data)
-    if getattr(args, "nats", None):
-        settings.nats_url = args.nats
-    if getattr(args, "prefix", None):
-        settings.prefix = args.prefix
-    return settings
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", help="data folder (default: RINGLOG_DATA or ./data)")
-    parser.add_argument("--prefix", help="subject prefix (default: RINGLOG_PREFIX or ringlog)")
-    parser.add_argument("--nats", help="NATS URL (default: RINGLOG_NATS_URL or nats://127.0.0.1:4222)")
 
 
 def _paged(parser: argparse.ArgumentParser) -> None:

@@ -8,28 +8,17 @@ import importlib
 import json
 import os
 import sys
-from pathlib import Path
 
 from schemas.events import CALLBACK_NAMES, categories_of
 from services.runtime.auth import issue_token
+from ringlog.options import add_common_options, settings_from
 from services.runtime.config import Settings
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings()
-    if getattr(args, "data", None):
-        settings.data_dir = Path(args.data)
-    if getattr(args, "nats", None):
-        settings.nats_url = args.nats
-    if getattr(args, "prefix", None):
-        settings.prefix = args.prefix
-    return settings
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from ringlog.up import run_up
 
-    return run_up(_settings(args), args.nats, args.nats_port, args.metrics_base_port)
+    return run_up(settings_from(args), args.nats, args.nats_port, args.metrics_base_port)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -38,7 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ringlog.up import MODULES
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = _settings(args)
+    settings = settings_from(args)
     if args.metrics_port is not None:
         settings.metrics_port = args.metrics_port
     run = importlib.import_module(MODULES[args.process]).run
@@ -64,7 +53,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     except InvalidId as error:
         print(f"ringlog token: {error}", file=sys.stderr)
         return 2
-    print(issue_token(_settings(args).secret(), args.user, ttl_seconds=args.ttl))
+    print(issue_token(settings_from(args).secret(), args.user, ttl_seconds=args.ttl))
     return 0
 
 
@@ -98,7 +87,7 @@ async def _tail(settings: Settings, subject: str, from_start: bool, limit: int |
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from(args)
     subject = tail_filter(settings, args.callback, args.user, args.call)
     try:
         asyncio.run(_tail(settings, subject, args.from_start, args.limit))
@@ -121,7 +110,7 @@ def _run_command(args: argparse.Namespace, service: str, verb: str, payload: dic
     from ringlog.client import CommandError, ServiceUnavailable
 
     try:
-        reply = asyncio.run(_command(_settings(args), service, verb, payload, acting_user))
+        reply = asyncio.run(_command(settings_from(args), service, verb, payload, acting_user))
     except CommandError as error:
         print(json.dumps({"error": {"status": error.status, "code": error.code, "message": error.message}}), file=sys.stderr)
         return 1
@@ -168,11 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ringlog", description="Call-kit events on a NATS JetStream log.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p: argparse.ArgumentParser, nats: bool = True) -> None:
-        p.add_argument("--data", help="data folder (default: RINGLOG_DATA or ./data)")
-        p.add_argument("--prefix", help="subject prefix (default: RINGLOG_PREFIX or ringlog)")
-        if nats:
-            p.add_argument("--nats", help="NATS URL (default: RINGLOG_NATS_URL or nats://127.0.0.1:4222)")
+    common = add_common_options
 
     up = sub.add_parser("up", help="run everything: embedded NATS, the services, the projector")
     common(up, nats=False)

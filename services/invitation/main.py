@@ -11,13 +11,13 @@ from services.runtime.config import Settings
 from services.runtime.event_metrics import InvitationOutcomes
 from services.runtime import loop
 from services.runtime.host import Runtime, ServiceParts, run_service
-from services.runtime.views import MEMBERSHIP_HORIZON, RoomMembership, follow_log
+from services.runtime.views import room_membership_feed
 
 SOURCE = Source.invitation
 
 
 async def build(runtime: Runtime) -> ServiceParts:
-    rooms = RoomMembership()
+    rooms, rooms_feed = room_membership_feed(runtime)
     service = InvitationService(runtime.uow, rooms)
     service.recover()
     metrics = InvitationMetrics(runtime.metrics.registry)
@@ -25,17 +25,7 @@ async def build(runtime: Runtime) -> ServiceParts:
     outcomes = InvitationOutcomes(metrics)
     outcomes.seed(service.invitations.pending.values())
     runtime.observers.add(outcomes.observe)
-    caught_up = asyncio.Event()
-    room_events = runtime.subjects.event_filter(category="room", callback="onStateChanged")
-
-    async def follow_rooms() -> None:
-        since = runtime.uow.clock() - MEMBERSHIP_HORIZON
-        await follow_log(runtime.js, room_events, rooms.apply, caught_up=caught_up, since=since)
-
-    async def ready() -> None:
-        await asyncio.wait_for(caught_up.wait(), 60)
-
-    return ServiceParts(routes=service.routes(), tasks=[follow_rooms, service.run_timeouts], ready=ready)
+    return ServiceParts(routes=service.routes(), tasks=[rooms_feed.run, service.run_timeouts], ready=rooms_feed.ready)
 
 
 def run(settings: Settings, stop: asyncio.Event | None = None) -> None:

@@ -166,17 +166,11 @@ class InvitationService:
             raise ServiceError(refusal.status, refusal.code, refusal.message) from None
 
     async def _decide(self, state, command, **inputs) -> list[Event]:
-        """The domain's events, or its refusal recorded as onError (404 unknown call writes nothing)."""
-        try:
-            return domain.decide(state, command, self.uow.context(), **inputs)
-        except CommandRejected as refusal:
-            if state is None:
-                raise ServiceError(refusal.status, refusal.code, refusal.message) from None
-            written, refused = self.uow.stage_refusal(command, command.callID, state.version, command.callID, refusal)
-            if written:
-                self._track(command.callID, domain.fold(written, state))
-        await refused  # raises the refusal once it is committed (rare: awaited under the lock)
-        raise AssertionError("unreachable")
+        return await self.uow.decide(
+            command, state,
+            lambda: domain.decide(state, command, self.uow.context(), **inputs),
+            lambda written: self._track(command.callID, domain.fold(written, state)),
+        )
 
     def _load(self, call_id: str) -> domain.InvitationState | None:
         return self.states.get(call_id)

@@ -13,7 +13,7 @@ from services.runtime.config import Settings
 from services.runtime.event_metrics import RoomSessions
 from services.runtime import loop
 from services.runtime.host import Runtime, ServiceParts, run_service
-from services.runtime.views import MEMBERSHIP_HORIZON, follow_log
+from services.runtime.views import MEMBERSHIP_HORIZON, LogFeed
 
 SOURCE = Source.room
 
@@ -28,18 +28,10 @@ async def build(runtime: Runtime) -> ServiceParts:
     for call_id in runtime.store.recent_streams("onStateChanged", MEMBERSHIP_HORIZON.total_seconds()):
         sessions.seed(runtime.store.load(call_id))
     runtime.observers.add(sessions.observe)
-    caught_up = asyncio.Event()
     acceptances = runtime.subjects.event_filter(category="invitation", callback="onOutgoingCallAccepted")
-
-    async def follow_acceptances() -> None:
-        since = runtime.uow.clock() - HORIZON
-        await follow_log(runtime.js, acceptances, watch.on_event, caught_up=caught_up, since=since)
-
-    async def ready() -> None:
-        # every acceptance already on the log has its deadline before commands are served
-        await asyncio.wait_for(caught_up.wait(), 60)
-
-    return ServiceParts(routes=service.routes(), tasks=[follow_acceptances, watch.run], ready=ready)
+    # ready once every recent acceptance on the log has its deadline
+    acceptances_feed = LogFeed(runtime.js, acceptances, watch.on_event, since=runtime.uow.clock() - HORIZON)
+    return ServiceParts(routes=service.routes(), tasks=[acceptances_feed.run, watch.run], ready=acceptances_feed.ready)
 
 
 def run(settings: Settings, stop: asyncio.Event | None = None) -> None:

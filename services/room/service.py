@@ -15,9 +15,7 @@ from schemas.commands import HangUp, Join, Kick, ReportState
 from schemas.events import Event
 from schemas.types import User
 from services.room import domain
-from services.runtime.domain import CommandRejected
 from services.runtime.endpoints import CommandRoute
-from services.runtime.errors import ServiceError
 from services.runtime.handling import StateCache, UnitOfWork, internal_command_id
 
 Confirm = Callable[[str, User], Awaitable[bool]]
@@ -119,15 +117,9 @@ class RoomService:
         return frozenset(member.id for member in domain.members(self._load(call_id)))
 
     async def _decide(self, state: domain.RoomState | None, command, **inputs) -> list[Event]:
-        """The domain's events, or a refusal recorded as onError (404 unknown room writes nothing)."""
-        try:
-            return domain.decide(state, command, self.uow.context(), **inputs)
-        except CommandRejected as refusal:
-            if state is None:
-                raise ServiceError(refusal.status, refusal.code, refusal.message) from None
-            written, refused = self.uow.stage_refusal(command, command.callID, state.version, command.callID, refusal)
-            if written:
-                self.states.put(command.callID, domain.fold(written, state))
-        await refused  # raises the refusal once it is committed
-        raise AssertionError("unreachable")
+        return await self.uow.decide(
+            command, state,
+            lambda: domain.decide(state, command, self.uow.context(), **inputs),
+            lambda written: self.states.put(command.callID, domain.fold(written, state)),
+        )
 

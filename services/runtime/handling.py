@@ -112,6 +112,22 @@ class UnitOfWork:
                                status=refusal.status, code=refusal.code, message=refusal.message)
         return events, self._queue([(stream, events)], record, error)
 
+    async def decide(self, command: Any, state: Any, decision: Callable[[], list[Event]],
+                     follow: Callable[[list[Event]], None]) -> list[Event]:
+        """The pure decision's events; a refusal of the rules is staged as onError (403/409),
+        `follow`ed into the caller's state and raised once committed. A refusal with no
+        state (404 unknown call) writes nothing."""
+        try:
+            return decision()
+        except CommandRejected as refusal:
+            if state is None:
+                raise ServiceError(refusal.status, refusal.code, refusal.message) from None
+            written, refused = self.stage_refusal(command, command.callID, state.version, command.callID, refusal)
+            if written:
+                follow(written)
+        await refused  # raises the refusal once it is committed (rare: awaited under the lock)
+        raise AssertionError("unreachable")
+
     def _queue(self, writes: Writes, record: CommandRecord, outcome: dict[str, Any] | ServiceError) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         committed = loop.create_future()

@@ -105,3 +105,29 @@ async def follow_log(
         await asyncio.Future()  # until cancelled
     finally:
         await subscription.unsubscribe()
+
+
+class LogFeed:
+    """A local view fed from the log: `run` feeds it (a service task), `ready` waits until
+    the events present at start have been applied (before the service answers commands)."""
+
+    def __init__(self, js: JetStreamContext, filter_subject: str, on_event: Callable[[Event], Awaitable[None] | None],
+                 since: datetime | None = None):
+        self.js = js
+        self.filter_subject = filter_subject
+        self.on_event = on_event
+        self.since = since
+        self.caught_up = asyncio.Event()
+
+    async def run(self) -> None:
+        await follow_log(self.js, self.filter_subject, self.on_event, caught_up=self.caught_up, since=self.since)
+
+    async def ready(self, timeout: float = 60.0) -> None:
+        await asyncio.wait_for(self.caught_up.wait(), timeout)
+
+
+def room_membership_feed(runtime) -> tuple[RoomMembership, LogFeed]:
+    """Who is in which room now, from the room service's onStateChanged of the last day."""
+    rooms = RoomMembership()
+    room_events = runtime.subjects.event_filter(category="room", callback="onStateChanged")
+    return rooms, LogFeed(runtime.js, room_events, rooms.apply, since=runtime.uow.clock() - MEMBERSHIP_HORIZON)
