@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -14,20 +12,10 @@ import nats
 from projections.main import serve
 from projections.store import FILE_NAME, connect, dump
 from services.runtime.config import Settings
+from tests.integration.harness import RunningService
 
 
-@dataclass
-class RunningProjector:
-    task: asyncio.Task
-    stop: asyncio.Event
-
-    async def shutdown(self) -> None:
-        self.stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(self.task, 15)
-
-
-async def start_projector(settings: Settings) -> RunningProjector:
+async def start_projector(settings: Settings) -> RunningService:
     """serve() in this loop; returns once `$SRV.PING.ringlog-projections` answers."""
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, stop))
@@ -38,7 +26,7 @@ async def start_projector(settings: Settings) -> RunningProjector:
                 task.result()
             try:
                 await nc.request("$SRV.PING.ringlog-projections", b"", timeout=0.2)
-                return RunningProjector(task, stop)
+                return RunningService("projections", task, stop)
             except Exception:
                 await asyncio.sleep(0.05)
     finally:
