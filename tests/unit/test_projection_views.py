@@ -176,3 +176,13 @@ def test_recent_exceptions_are_bounded():
     for event in s.events:
         view = fold_device(view, event)
     assert len(view.recentExceptions) == RECENT_EXCEPTIONS
+
+
+def test_an_abandoned_call_is_no_longer_active():
+    s, room = script(), []
+    syn.send(s, ALICE, [BOB])
+    syn.accept(s, ALICE, BOB, [ALICE, BOB])
+    syn.join(s, ALICE, room)
+    syn.abandon(s, room)
+    view = fold_all(s.events)
+    assert view.outcome == "abandoned" and not view.active and view.endedAt == s.events[-1].occurredAt
