@@ -93,7 +93,6 @@ CALLBACKS: tuple[Callback, ...] = (
     Callback("events.audioVideo", "audioVideo", "onRemoteCameraExceptionOccurred", ("user", "exception")),
     Callback("events.audioVideo", "audioVideo", "onRemoteMicrophoneExceptionOccurred", ("user", "exception")),
 )
-BY_CATEGORY_AND_NAME: dict[tuple[str, str], Callback] = {(c.category, c.name): c for c in CALLBACKS}
 
 
 @dataclass

@@ -67,11 +67,8 @@ class DeviceStates:
         """Keep a committed command's answer for a retry."""
         tracked.remember(command_id, reply, self.answers_per_device)
 
-    def forget(self, call_id: str, user_id: str) -> None:
-        """Drop an entry that may be stale (another writer changed the stream)."""
-        self.forget_keys({domain.aggregate_key(call_id, user_id)})
-
     def forget_keys(self, keys: set[str]) -> None:
+        """Drop entries that may be stale (a failed commit group, another writer)."""
         for key in keys:
             self._tracked.pop(key, None)
 

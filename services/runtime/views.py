@@ -58,9 +58,6 @@ class RoomMembership:
     def members(self, call_id: str) -> tuple[User, ...]:
         return tuple(self._rooms.get(call_id, {}).values())
 
-    def rooms_of(self, user_id: str) -> frozenset[str]:
-        return frozenset(self._calls_of.get(user_id, ()))
-
     def in_a_room(self, user_id: str) -> bool:
         return user_id in self._calls_of
 
