@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+
+def die_with_parent() -> None:
+    """Linux: a child started with this gets SIGTERM when its parent dies, so none is orphaned."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def nats_server_binary() -> str:
@@ -55,7 +65,7 @@ class NatsServer:
         log_file = open(self.store_dir / "nats-server.log", "ab")
         self.process = subprocess.Popen(
             [nats_server_binary(), "-c", str(config)],
-            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import nats
 
-from ringlog.natsserver import NatsServer, free_port
+from ringlog.natsserver import NatsServer, die_with_parent, free_port
 from services.runtime.config import Settings
 
 PROCESSES = ("invitation", "room", "device", "projections")
@@ -29,14 +28,6 @@ def available_processes() -> list[str]:
     import importlib.util
 
     return [name for name in PROCESSES if importlib.util.find_spec(MODULES[name]) is not None]
-
-
-def _die_with_parent() -> None:
-    """Linux: the child gets SIGTERM if `ringlog up` dies, so nothing is orphaned."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class Supervisor:
@@ -75,7 +66,7 @@ class Supervisor:
             self.children[name] = subprocess.Popen(
                 [sys.executable, "-m", "ringlog", "serve", name],
                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         return url
 
