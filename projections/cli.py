@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import sys
-from ringlog.options import add_common_options as _common, settings_from as settings_of
+from ringlog.options import add_common_options as _common, print_reply, settings_from as settings_of
 from services.runtime.config import Settings
 
 
@@ -30,20 +30,9 @@ async def _ask(settings: Settings, name: str, payload: dict) -> dict:
 
 def _query(name: str, payload_of):
     def run(args: argparse.Namespace) -> int:
-        from ringlog.client import CommandError, ServiceUnavailable
-
         payload = {key: value for key, value in payload_of(args).items() if value is not None}
-        try:
-            reply = asyncio.run(_ask(settings_of(args), name, payload))
-        except CommandError as error:
-            print(json.dumps({"error": {"status": error.status, "code": error.code, "message": error.message}}),
-                  file=sys.stderr)
-            return 1
-        except ServiceUnavailable as error:
-            print(f"ringlog: {error} (is the projector running? `ringlog serve projections`)", file=sys.stderr)
-            return 1
-        emit(json.dumps(reply))
-        return 0
+        return print_reply(lambda: asyncio.run(_ask(settings_of(args), name, payload)),
+                           " (is the projector running? `ringlog serve projections`)", emit)
 
     return run
 

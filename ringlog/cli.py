@@ -11,7 +11,7 @@ import sys
 
 from schemas.events import CALLBACK_NAMES, categories_of
 from services.runtime.auth import issue_token
-from ringlog.options import add_common_options, settings_from
+from ringlog.options import add_common_options, print_reply, settings_from
 from services.runtime.config import Settings
 
 
@@ -107,18 +107,7 @@ async def _command(settings: Settings, service: str, verb: str, payload: dict, a
 
 
 def _run_command(args: argparse.Namespace, service: str, verb: str, payload: dict, acting_user: str) -> int:
-    from ringlog.client import CommandError, ServiceUnavailable
-
-    try:
-        reply = asyncio.run(_command(settings_from(args), service, verb, payload, acting_user))
-    except CommandError as error:
-        print(json.dumps({"error": {"status": error.status, "code": error.code, "message": error.message}}), file=sys.stderr)
-        return 1
-    except ServiceUnavailable as error:
-        print(f"ringlog: {error}", file=sys.stderr)
-        return 1
-    print(json.dumps(reply))
-    return 0
+    return print_reply(lambda: asyncio.run(_command(settings_from(args), service, verb, payload, acting_user)))
 
 
 def cmd_cmd(args: argparse.Namespace) -> int:

@@ -25,3 +25,23 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if getattr(args, "prefix", None):
         settings.prefix = args.prefix
     return settings
+
+
+def print_reply(call, unavailable_hint: str = "", emit=print) -> int:
+    """Run `call()` (a request); print its JSON reply, or the refusal as JSON on stderr. Exit code."""
+    import json
+    import sys
+
+    from ringlog.client import CommandError, ServiceUnavailable
+
+    try:
+        reply = call()
+    except CommandError as error:
+        print(json.dumps({"error": {"status": error.status, "code": error.code, "message": error.message}}),
+              file=sys.stderr)
+        return 1
+    except ServiceUnavailable as error:
+        print(f"ringlog: {error}{unavailable_hint}", file=sys.stderr)
+        return 1
+    emit(json.dumps(reply))
+    return 0

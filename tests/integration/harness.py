@@ -57,19 +57,24 @@ async def start_service(name: str, settings: Settings) -> RunningService:
     module = importlib.import_module(MODULES[name])
     stop = asyncio.Event()
     task = asyncio.create_task(run_service(name, module.SOURCE, settings, module.build, stop))
-    nc = await nats.connect(settings.nats_url)
+    return await answering(RunningService(name, task, stop), settings.nats_url)
+
+
+async def answering(service: RunningService, url: str, attempts: int = 200) -> RunningService:
+    """The service once it answers `$SRV.PING.ringlog-<name>`; its start-up failure is raised."""
+    nc = await nats.connect(url)
     try:
-        for _ in range(200):
-            if task.done():
-                task.result()
+        for _ in range(attempts):
+            if service.task.done():
+                service.task.result()
             try:
-                await nc.request(f"$SRV.PING.ringlog-{name}", b"", timeout=0.2)
-                break
+                await nc.request(f"$SRV.PING.ringlog-{service.name}", b"", timeout=0.2)
+                return service
             except Exception:
                 await asyncio.sleep(0.05)
     finally:
         await nc.close()
-    return RunningService(name, task, stop)
+    raise RuntimeError(f"{service.name} did not answer $SRV.PING")
 
 
 async def nothing_delivered_nor_pending(subscription) -> bool:

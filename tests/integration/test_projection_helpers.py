@@ -7,31 +7,18 @@ import importlib.util
 from pathlib import Path
 
 import msgspec
-import nats
 
 from projections.main import serve
 from projections.store import FILE_NAME, connect, dump
 from services.runtime.config import Settings
-from tests.integration.harness import RunningService
+from tests.integration.harness import RunningService, answering
 
 
 async def start_projector(settings: Settings) -> RunningService:
     """serve() in this loop; returns once `$SRV.PING.ringlog-projections` answers."""
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, stop))
-    nc = await nats.connect(settings.nats_url)
-    try:
-        for _ in range(200):
-            if task.done():
-                task.result()
-            try:
-                await nc.request("$SRV.PING.ringlog-projections", b"", timeout=0.2)
-                return RunningService("projections", task, stop)
-            except Exception:
-                await asyncio.sleep(0.05)
-    finally:
-        await nc.close()
-    raise RuntimeError("the projector did not answer $SRV.PING")
+    return await answering(RunningService("projections", task, stop), settings.nats_url)
 
 
 async def query(nc, name: str, payload: dict | None = None) -> tuple[str | None, dict]:
