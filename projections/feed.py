@@ -5,17 +5,16 @@ collects deliveries in a list, and pull requests keep about one `batch` of messa
 requested ahead, so the projector always has the next batch waiting when it commits.
 The consumer acks with AckAll: one ack after a commit covers the whole batch.
 
-With a `FeedClient` connection, deliveries to a feed's inbox go straight into its list:
-they skip nats-py's per-message work (header parsing, a Msg object, a queue and a task
-hop per message), which costs as much as decoding and folding the event. The hook is
-nats-py's `_process_msg` (nats-py is pinned below 3); status messages and every other
-subscription take the normal path, and with a plain client the feed works the same.
+Deliveries to a feed's inbox go straight into its list through a sink
+(`services.runtime.sinks`): they skip nats-py's per-message work (header parsing, a Msg
+object, a queue and a task hop per message), which costs as much as decoding and folding
+the event. Status messages take the normal path, and with a plain client the feed works
+the same.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import time
@@ -27,6 +26,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import Error as JetStreamError, NotFoundError
 
 from projections.projector import Message
+from services.runtime import sinks
 from schemas.subjects import STREAM_NAME
 
 log = logging.getLogger(__name__)
@@ -44,31 +44,11 @@ def message_of(msg) -> Message:
     return _new_message(Message, (int(tokens[base + 3]), int(tokens[base + 5]), msg.subject, msg.data, reply))
 
 
-class FeedClient(Client):
-    """nats-py's client with a short path for the messages of registered feed inboxes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.feed_sinks: dict[int, Callable[[bytes, bytes, bytes], None]] = {}
-
-    async def _process_msg(self, sid, subject, reply, data, headers):  # noqa: D401 - nats-py's hook
-        sink = self.feed_sinks.get(sid)
-        if sink is None or not reply.startswith(b"$JS.ACK.") or (headers and headers[8:9] == b" "):
-            return await super()._process_msg(sid, subject, reply, data, headers)  # not a stream message
-        self.stats["in_msgs"] += 1
-        self.stats["in_bytes"] += len(data)
-        sink(subject, reply, data)
-
-
-_HOOK_FITS = list(inspect.signature(Client._process_msg).parameters) == [
-    "self", "sid", "subject", "reply", "data", "headers"]
-
-
 async def connect_feed_client(url: str, name: str, on_reconnect=None) -> Client:
-    """Like services.runtime.bus.connect, as a FeedClient when this nats-py has the hook."""
+    """Like services.runtime.bus.connect (whose client gives feeds their short path)."""
     from services.runtime.bus import connect
 
-    return await connect(url, name, on_reconnect, client=FeedClient() if _HOOK_FITS else None)
+    return await connect(url, name, on_reconnect)
 
 
 async def position_durable(js: JetStreamContext, filter_subject: str, start_seq: int,
@@ -135,15 +115,13 @@ class PullFeed:
     async def start(self) -> "PullFeed":
         self._inbox = self.nc.new_inbox()
         self._subscription = await self.nc.subscribe(self._inbox, cb=self._on_message)
-        sinks = getattr(self.nc, "feed_sinks", None)
-        if sinks is not None:
-            sinks[self._subscription._id] = self._deliver
+        sinks.register(self.nc, self._subscription, self._deliver)
         await self._top_up()
         return self
 
     async def stop(self) -> None:
         if self._subscription is not None:
-            getattr(self.nc, "feed_sinks", {}).pop(self._subscription._id, None)
+            sinks.unregister(self.nc, self._subscription)
             await self._subscription.unsubscribe()
             self._subscription = None
 
@@ -156,14 +134,17 @@ class PullFeed:
         """After a reconnect, pull requests may be gone: ask again."""
         self._credit = len(self._buffer)
 
-    def _deliver(self, subject: bytes, reply: bytes, data: bytes) -> None:
-        """A stream message, on FeedClient's short path."""
+    def _deliver(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> bool:
+        """A stream message, on the short path of `sinks` (anything else takes the normal path)."""
+        if not reply.startswith(b"$JS.ACK.") or (headers and headers[8:9] == b" "):
+            return False
         reply_text = reply.decode()
         tokens = reply_text.split(".")
         base = 2 if len(tokens) == 9 else 4
         self._buffer.append(_new_message(Message, (int(tokens[base + 3]), int(tokens[base + 5]), subject.decode(),
                                                    data, reply_text)))
         self._ready.set()
+        return True
 
     async def _on_message(self, msg) -> None:
         self._heard = time.monotonic()

@@ -10,6 +10,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 
 from schemas.subjects import STREAM_NAME, Subjects
+from services.runtime.sinks import new_client
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +18,9 @@ DUPLICATE_WINDOW_SECONDS = 120.0
 
 
 async def connect(url: str, name: str, on_reconnect=None, client: Client | None = None) -> Client:
-    """Connect with unlimited reconnects and logged connection changes (`client`: a subclass to use)."""
-    client = client or Client()
+    """Connect with unlimited reconnects and logged connection changes (`client`: a subclass to use;
+    by default one whose hot subscriptions can take the short path of `sinks`)."""
+    client = client or new_client()
 
     async def reconnected() -> None:
         log.warning("%s reconnected to NATS", name)

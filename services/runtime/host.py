@@ -63,7 +63,7 @@ async def start_runtime(name: str, source: Source, settings: Settings) -> Runtim
     path = settings.sqlite_path(name)
     store = EventStore(name, path)
     relay = Relay(
-        store, js, subjects, RelayPosition(path, name),
+        store, nc, subjects, RelayPosition(path, name),
         on_published=lambda callback: metrics.events_published.labels(name, callback).inc(),
         on_error=metrics.relay_errors.labels(name).inc,
     )

@@ -13,12 +13,12 @@ import logging
 import sqlite3
 from typing import Callable
 
-from nats.js import JetStreamContext
-
 import msgspec
+from nats.aio.client import Client
 
 from schemas.events import BY_NAME, category_of
 from schemas.subjects import STREAM_NAME, Subjects
+from services.runtime.publisher import StreamPublisher
 from services.runtime.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Relay:
     def __init__(
         self,
         store: EventStore,
-        js: JetStreamContext,
+        nc: Client,
         subjects: Subjects,
         position: RelayPosition,
         *,
@@ -78,7 +78,7 @@ class Relay:
         on_error: Callable[[], None] | None = None,
     ):
         self._store = store
-        self._js = js
+        self._publisher = StreamPublisher(nc)
         self._subjects = subjects
         self._position = position
         self._batch_size = batch_size
@@ -122,7 +122,7 @@ class Relay:
         page = self._store.notifications(self.published_position, self._batch_size)
         if not page:
             return False
-        acks = []
+        messages, callbacks = [], []
         for note in page:
             if note.topic not in BY_NAME:
                 continue
@@ -130,14 +130,10 @@ class Relay:
             subject = self._subjects.event_subject(
                 category_of(head.type, head.source), head.type, head.callID, head.recipient
             )
-            future = await self._js.publish_async(
-                subject, note.state, stream=STREAM_NAME, headers={"Nats-Msg-Id": head.eventID}
-            )
-            acks.append((future, head.type))
-        if acks:
-            # publish_async futures never resolve when the server rejects a message: bound them.
-            await asyncio.wait_for(asyncio.gather(*(future for future, _ in acks)), self._ack_timeout)
-        for _, callback in acks:
+            messages.append((subject, note.state, {"Nats-Msg-Id": head.eventID, "Nats-Expected-Stream": STREAM_NAME}))
+            callbacks.append(head.type)
+        await self._publisher.publish(messages, self._ack_timeout)
+        for callback in callbacks:
             self._on_published(callback)
         self.published_position = page[-1].id
         self._position.set(self.published_position)

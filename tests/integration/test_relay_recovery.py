@@ -102,7 +102,7 @@ async def test_published_but_position_not_saved_is_not_published_twice(settings,
         js = nc.jetstream()
         await ensure_stream(js, Subjects())
         store = EventStore("invitation", path)
-        relay = Relay(store, js, Subjects(), RelayPosition(path, "invitation"))
+        relay = Relay(store, nc, Subjects(), RelayPosition(path, "invitation"))
         await relay.drain()
         assert relay.backlog() == 0
         store.close()
