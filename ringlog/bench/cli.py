@@ -41,6 +41,8 @@ def cmd_flows(args: argparse.Namespace) -> int:
     keys = ("events_per_s", "bus_publish_per_s", "ratio", "flows_per_s", "cmd_p50_ms", "cmd_p99_ms",
             "e2e_p50_ms", "e2e_p99_ms", "full_load_cmd_p99_ms", "half_load_flows_per_s")
     figures = {key: median([run[key] for run in runs]) for key in keys}
+    figures["cmd_p99_ms_by_command"] = {name: median([run["cmd_p99_ms_by_command"].get(name, 0.0) for run in runs])
+                                        for name in runs[0]["cmd_p99_ms_by_command"]}
     figures.update({"lost": sum(run["lost"] for run in runs), "duplicated": sum(run["duplicated"] for run in runs),
                     "failed_flows": sum(run["failed_flows"] for run in runs), "runs": args.runs,
                     "events_per_flow": EVENTS_PER_FLOW, "concurrency": args.concurrency})

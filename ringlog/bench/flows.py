@@ -35,6 +35,7 @@ PROCESSES = ["invitation", "room", "device"]
 @dataclass
 class Measured:
     command_latencies: list[float] = field(default_factory=list)
+    latencies_by_command: dict[str, list[float]] = field(default_factory=dict)
     sent_at: dict[str, float] = field(default_factory=dict)  # commandID -> when it was sent
     first_event_at: dict[str, float] = field(default_factory=dict)  # commandID -> first event seen
     answered_event_ids: list[str] = field(default_factory=list)
@@ -63,7 +64,9 @@ class FlowDriver:
         started = time.perf_counter()
         self.measured.sent_at[command_id] = started
         reply = await self.client.command(service, verb, {"commandID": command_id, **payload}, self.token(user))
-        self.measured.command_latencies.append(time.perf_counter() - started)
+        latency = time.perf_counter() - started
+        self.measured.command_latencies.append(latency)
+        self.measured.latencies_by_command.setdefault(f"{service}.{verb}", []).append(latency)
         self.measured.answered_event_ids += reply.get("eventIDs", [])
         return reply
 
@@ -158,6 +161,7 @@ async def run_flows(url: str, secret: str, concurrency: int, duration: float) ->
     full_seconds = time.perf_counter() - started
     full = Measured(command_latencies=measured.command_latencies[:])
     measured.command_latencies.clear()
+    measured.latencies_by_command.clear()
     measured.sent_at.clear()
     measured.first_event_at.clear()
     await open_loop(driver, numbers, max(1.0, max_flows / 2), duration)
@@ -178,6 +182,8 @@ async def run_flows(url: str, secret: str, concurrency: int, duration: float) ->
         "cmd_p99_ms": percentile(measured.command_latencies, 0.99) * 1000,
         "e2e_p50_ms": percentile(e2e, 0.50) * 1000,
         "e2e_p99_ms": percentile(e2e, 0.99) * 1000,
+        "cmd_p99_ms_by_command": {name: round(percentile(values, 0.99) * 1000, 2)
+                                  for name, values in sorted(measured.latencies_by_command.items())},
         "events_answered": len(measured.answered_event_ids),
         "lost": lost,
         "duplicated": duplicated,

@@ -25,6 +25,8 @@ class Settings:
     stream_replicas: int = field(default_factory=lambda: int(_env("STREAM_REPLICAS", "1")))
     # room service: how long an accepted call waits for its callees before it is abandoned
     abandon_after_seconds: float = field(default_factory=lambda: float(_env("ABANDON_AFTER_SECONDS", "10")))
+    # NATS writes of a service at most once per this many ms under load (0: as nats-py does)
+    flush_interval_ms: float = field(default_factory=lambda: float(_env("FLUSH_INTERVAL_MS", "1")))
     # room service: how long the hang-up hook may take before the hang-up counts as confirmed
     hook_timeout_seconds: float = field(default_factory=lambda: float(_env("HOOK_TIMEOUT_SECONDS", "2")))
 

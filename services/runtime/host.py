@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from schemas.enums import Source
 from schemas.subjects import Subjects
 from services.runtime.bus import connect, ensure_stream
+from services.runtime.sinks import new_client
 from services.runtime.config import Settings
 from services.runtime.endpoints import CommandEndpoints, CommandRoute
 from services.runtime.event_metrics import CommitObservers
@@ -56,7 +57,8 @@ Build = Callable[[Runtime], Awaitable[ServiceParts]]
 
 async def start_runtime(name: str, source: Source, settings: Settings) -> Runtime:
     metrics = ServiceMetrics(name)
-    nc = await connect(settings.nats_url, f"ringlog-{name}", on_reconnect=metrics.nats_reconnects.labels(name).inc)
+    nc = await connect(settings.nats_url, f"ringlog-{name}", on_reconnect=metrics.nats_reconnects.labels(name).inc,
+                       client=new_client(settings.flush_interval_ms / 1000))
     js = nc.jetstream()
     subjects = Subjects(settings.prefix)
     await ensure_stream(js, subjects, settings.stream_replicas)

@@ -7,13 +7,21 @@ the callback does. A *sink* registered for a subscription's sid gets the raw fra
 says whether it took it; what it declines takes nats-py's normal path. Relay acks and the
 projector's deliveries arrive this way.
 
-The hook is nats-py's `_process_msg` (nats-py is pinned below 3); `HOOK_FITS` checks its
-signature, and with a plain client (no `sinks`) every user of this works the same, only
-slower.
+The same client can space its socket writes (`flush_interval`): nats-py writes whatever
+is pending each time its flusher wakes, which under load means one write syscall, and a
+wake-up of nats-server, per event-loop turn. Waiting until `flush_interval` after the
+previous write (never when the connection was idle) lets one write carry the replies and
+events of many commands: fewer syscalls and context switches on a machine where they are
+what the CPU spends most on (measured in docs/performance.md).
+
+The hooks are nats-py's `_process_msg` and `_flusher` (nats-py is pinned below 3);
+`HOOK_FITS` checks them, and with a plain client (no `sinks`) every user of this works
+the same, only slower.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Callable
 
@@ -26,9 +34,40 @@ Sink = Callable[[bytes, bytes, bytes, "bytes | None"], bool]
 class SinkClient(Client):
     """nats-py's client, with `sinks` taking the messages of registered subscriptions."""
 
-    def __init__(self) -> None:
+    def __init__(self, flush_interval: float = 0.0) -> None:
         super().__init__()
         self.sinks: dict[int, Sink] = {}
+        self.flush_interval = flush_interval
+        self._last_flush = 0.0
+
+    async def _flusher(self) -> None:  # noqa: D401 - nats-py's flusher, at most one write per interval
+        if not self.flush_interval:
+            return await super()._flusher()
+        while self.is_connected and not self.is_connecting:
+            waiting = [await self._flush_queue.get()]
+            try:
+                loop = asyncio.get_running_loop()
+                delay = self._last_flush + self.flush_interval - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                while not self._flush_queue.empty():
+                    waiting.append(self._flush_queue.get_nowait())
+                if self._pending_data_size > 0:
+                    self._transport.writelines(self._pending[:])
+                    self._pending = []
+                    self._pending_data_size = 0
+                    await self._transport.drain()
+                self._last_flush = loop.time()
+            except OSError as error:
+                await self._error_cb(error)
+                await self._process_op_err(error)
+                break
+            except (asyncio.CancelledError, RuntimeError, AttributeError):
+                break
+            finally:
+                for future in waiting:
+                    if not future.done():
+                        future.set_result(None)
 
     async def _process_msg(self, sid, subject, reply, data, headers):  # noqa: D401 - nats-py's hook
         sink = self.sinks.get(sid)
@@ -39,12 +78,13 @@ class SinkClient(Client):
 
 
 HOOK_FITS = list(inspect.signature(Client._process_msg).parameters) == [
-    "self", "sid", "subject", "reply", "data", "headers"]
+    "self", "sid", "subject", "reply", "data", "headers"] and all(
+    hasattr(Client(), name) for name in ("_flusher", "_flush_queue", "_pending", "_pending_data_size", "_transport"))
 
 
-def new_client() -> Client:
-    """A SinkClient when this nats-py has the hook, else nats-py's own client."""
-    return SinkClient() if HOOK_FITS else Client()
+def new_client(flush_interval: float = 0.0) -> Client:
+    """A SinkClient when this nats-py has the hooks, else nats-py's own client."""
+    return SinkClient(flush_interval) if HOOK_FITS else Client()
 
 
 def register(nc: Client, subscription, sink: Sink) -> bool:

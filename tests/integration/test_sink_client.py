@@ -1,0 +1,94 @@
+"""SinkClient on a real nats-server: sinks take their subscriptions' frames, writes are spaced."""
+
+import asyncio
+
+from services.runtime import sinks
+from services.runtime.bus import connect
+
+
+async def received_at(nc, subject: str, count: int) -> tuple[list[float], asyncio.Event]:
+    times: list[float] = []
+    done = asyncio.Event()
+
+    async def note(msg) -> None:
+        times.append(asyncio.get_running_loop().time())
+        if len(times) >= count:
+            done.set()
+
+    await nc.subscribe(subject, cb=note)
+    await nc.flush()
+    return times, done
+
+
+async def test_after_idle_the_first_write_goes_at_once_and_the_next_waits_for_the_interval(nats_server):
+    interval = 0.2
+    sender = await connect(nats_server.url, "spaced", client=sinks.SinkClient(flush_interval=interval))
+    listener = await connect(nats_server.url, "listener")
+    times, done = await received_at(listener, "spaced.x", 3)
+    await asyncio.sleep(interval)  # idle
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    await sender.publish("spaced.x", b"1")
+    await asyncio.sleep(0.01)
+    await sender.publish("spaced.x", b"2")
+    await sender.publish("spaced.x", b"3")
+    await asyncio.wait_for(done.wait(), 5)
+    assert times[0] - sent < 0.1  # no wait after an idle connection
+    assert times[1] - sent >= interval * 0.9  # the second write waited for the interval...
+    assert times[2] - times[1] < 0.05  # ...and carried everything pending
+    await asyncio.wait_for(sender.flush(), 2)  # PING/PONG still goes through
+    await sender.close()
+    await listener.close()
+
+
+async def test_spaced_writes_lose_nothing_and_keep_order(nats_server):
+    sender = await connect(nats_server.url, "spaced", client=sinks.SinkClient(flush_interval=0.002))
+    listener = await connect(nats_server.url, "listener")
+    got: list[bytes] = []
+    done = asyncio.Event()
+
+    async def note(msg) -> None:
+        got.append(msg.data)
+        if len(got) == 2000:
+            done.set()
+
+    await listener.subscribe("order.x", cb=note)
+    await listener.flush()
+
+    async def burst(start: int) -> None:
+        for i in range(start, start + 500):
+            await sender.publish("order.x", str(i).encode())
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+
+    for start in range(0, 2000, 500):
+        await burst(start)
+    await asyncio.wait_for(done.wait(), 10)
+    assert got == [str(i).encode() for i in range(2000)]
+    await sender.close()
+    await listener.close()
+
+
+async def test_a_sink_takes_its_frames_and_declined_ones_take_the_normal_path(nats_server):
+    nc = await connect(nats_server.url, "sinks", client=sinks.SinkClient())
+    taken: list[bytes] = []
+    normal: list[bytes] = []
+    done = asyncio.Event()
+
+    async def callback(msg) -> None:
+        normal.append(msg.data)
+        done.set()
+
+    subscription = await nc.subscribe("sunk.>", cb=callback)
+    assert sinks.register(nc, subscription, lambda subject, reply, data, headers: data != b"decline" and
+                          (taken.append(data) or True))
+    await nc.publish("sunk.a", b"take")
+    await nc.publish("sunk.a", b"decline")
+    await asyncio.wait_for(done.wait(), 5)
+    assert taken == [b"take"] and normal == [b"decline"]
+    sinks.unregister(nc, subscription)
+    done.clear()
+    await nc.publish("sunk.a", b"take")
+    await asyncio.wait_for(done.wait(), 5)
+    assert normal == [b"decline", b"take"]
+    await nc.close()
