@@ -1,7 +1,7 @@
 """Identity: an HS256 JWT in the `Authorization` header whose `sub` is the acting user.
 
-Tokens are minted with PyJWT (`issue_token`, off the hot path) but checked by `_verify`, not
-`jwt.decode`: profiles measured PyJWT's decode at ~60-150 µs per new token (~30 µs in a tight
+Tokens are minted (`issue_token`) and checked (`_verify`) here with `hmac`, not PyJWT's
+`jwt.encode`/`jwt.decode` (the tests check both against PyJWT): profiles measured PyJWT's decode at ~60-150 µs per new token (~30 µs in a tight
 loop, against ~7 µs for `_verify`), and every new user's first command pays it. `_verify` is
 deliberately strict and accepts only what `issue_token`-style tokens need: three unpadded
 base64url segments, a header whose `alg` is exactly HS256 (`typ`, if any, "JWT"; no `crit`),
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import re
 import time
 from collections import OrderedDict
 
-import jwt
 import msgspec
 
 ALGORITHM = "HS256"
@@ -29,9 +29,20 @@ class Unauthenticated(Exception):
     pass
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+_HEADER_SEGMENT = _b64(b'{"alg":"HS256","typ":"JWT"}')
+
+
 def issue_token(secret: str, user_id: str, ttl_seconds: int = 30 * 24 * 3600, now: float | None = None) -> str:
+    """An HS256 JWT for `user_id` (the same token PyJWT makes, at a tenth of its cost)."""
     issued = int(now if now is not None else time.time())
-    return jwt.encode({"sub": user_id, "iat": issued, "exp": issued + ttl_seconds}, secret, algorithm=ALGORITHM)
+    claims = json.dumps({"sub": user_id, "iat": issued, "exp": issued + ttl_seconds}, separators=(",", ":")).encode()
+    signing_input = f"{_HEADER_SEGMENT}.{_b64(claims)}"
+    signature = hmac.digest(secret.encode(), signing_input.encode(), "sha256")
+    return f"{signing_input}.{_b64(signature)}"
 
 
 def _invalid(reason: str) -> Unauthenticated:

@@ -274,3 +274,17 @@ def test_we_accept_exactly_what_pyjwt_accepts():
         assert our_sub(token, SECRET) == expected, token
         accepted += expected is not None
     assert 60 < accepted < 240  # both outcomes are well represented
+
+
+def test_issued_tokens_are_the_tokens_pyjwt_makes_and_reads():
+    import jwt as pyjwt
+
+    for index, user in enumerate(["alice", "ü-ser 名前", "a.b*c>d", "x" * 200]):
+        token = auth.issue_token(SECRET_FOR_ISSUE, user, ttl_seconds=60 + index, now=1_700_000_000 + index)
+        claims = {"sub": user, "iat": 1_700_000_000 + index, "exp": 1_700_000_060 + 2 * index}
+        assert token == pyjwt.encode(claims, SECRET_FOR_ISSUE, algorithm="HS256")
+        fresh = auth.issue_token(SECRET_FOR_ISSUE, user)
+        assert pyjwt.decode(fresh, SECRET_FOR_ISSUE, algorithms=["HS256"])["sub"] == user
+
+
+SECRET_FOR_ISSUE = "issue-secret-" + "y" * 32
