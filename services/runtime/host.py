@@ -66,7 +66,7 @@ async def start_runtime(name: str, source: Source, settings: Settings) -> Runtim
     store = EventStore(name, path)
     relay = Relay(
         store, nc, subjects, RelayPosition(path, name),
-        on_published=lambda callback: metrics.events_published.labels(name, callback).inc(),
+        on_published=lambda callback, count: metrics.events_published.labels(name, callback).inc(count),
         on_error=metrics.relay_errors.labels(name).inc,
     )
     metrics.relay_backlog.labels(name).set_function(relay.backlog)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sqlite3
+from collections import Counter
 from typing import Callable
 
 import msgspec
@@ -92,7 +93,7 @@ class Relay:
         batch_size: int = 256,
         ack_timeout: float = 5.0,
         idle_poll: float = 0.5,
-        on_published: Callable[[str], None] | None = None,
+        on_published: Callable[[str, int], None] | None = None,
         on_error: Callable[[], None] | None = None,
     ):
         self._store = store
@@ -103,7 +104,7 @@ class Relay:
         self._ack_timeout = ack_timeout
         self._idle_poll = idle_poll
         self._wakeup = asyncio.Event()
-        self._on_published = on_published or (lambda callback: None)
+        self._on_published = on_published or (lambda callback, count: None)
         self._on_error = on_error or (lambda: None)
         self.published_position = position.get()
 
@@ -140,7 +141,7 @@ class Relay:
         page = self._store.notifications(self.published_position, self._batch_size)
         if not page:
             return False
-        messages, callbacks = [], []
+        messages, callbacks = [], Counter()
         for note in page:
             if note.topic not in BY_NAME:
                 continue
@@ -149,10 +150,10 @@ class Relay:
                 category_of(head.type, head.source), head.type, head.callID, head.recipient
             )
             messages.append((subject, note.state, {"Nats-Msg-Id": head.eventID, "Nats-Expected-Stream": STREAM_NAME}))
-            callbacks.append(head.type)
+            callbacks[head.type] += 1
         await self._publisher.publish(messages, self._ack_timeout)
-        for callback in callbacks:
-            self._on_published(callback)
+        for callback, count in callbacks.items():
+            self._on_published(callback, count)
         self.published_position = page[-1].id
         self._position.set(self.published_position)
         return True

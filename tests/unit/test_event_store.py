@@ -51,3 +51,15 @@ def test_recent_streams_follow_activity_not_history(store):
     assert store.recent_streams("onOutgoingCallSent", 660) == ["recent", "newest"]
     assert store.recent_streams("onOutgoingCallSent", 60) == ["newest"]
     assert store.recent_streams("onOutgoingCallSent", 30) == []
+
+
+def test_new_ids_are_distinct_version_4_uuids():
+    import uuid
+
+    from services.runtime.handling import new_uuid
+
+    ids = [new_uuid() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:600]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
