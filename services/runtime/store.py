@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import msgspec
 from eventsourcing.application import Application
@@ -128,7 +128,10 @@ class EventStore:
             raise DuplicateWrite(str(error)) from error
         return [r.notification.id for r in recordings]
 
-    def notifications(self, after: int, limit: int) -> Sequence[Notification]:
+    def notifications(self, after: int, limit: int) -> Sequence[Notification | StoredRow]:
+        """Up to `limit` rows after position `after`, in store order (each has id, topic, state)."""
+        if self._reader is not None:
+            return self._reader.rows_after(after, limit)
         return self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
 
     def max_position(self) -> int:
@@ -185,6 +188,14 @@ def _shift(timestamp: str, seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+class StoredRow(NamedTuple):
+    """A row of the notification log, as the relay and the views read it."""
+
+    id: int
+    topic: str
+    state: bytes
+
+
 class _SQLiteReader:
     """The hot read path (one stream's rows) on a plain connection to the recorder's SQLite file.
 
@@ -196,6 +207,7 @@ class _SQLiteReader:
         self._db = sqlite3.connect(path, uri=True, check_same_thread=False, isolation_level=None)
         self._table = table
         self._query = f"SELECT state FROM {table} WHERE originator_id=? ORDER BY originator_version"
+        self._rows_query = f"SELECT rowid, topic, state FROM {table} WHERE rowid>? ORDER BY rowid LIMIT ?"
 
     @classmethod
     def for_recorder(cls, recorder) -> "_SQLiteReader | None":
@@ -219,6 +231,10 @@ class _SQLiteReader:
                 break
             streams[stream] = None
         return list(streams)[::-1]
+
+    def rows_after(self, after: int, limit: int) -> list[StoredRow]:
+        rows = self._db.execute(self._rows_query, (after, limit))
+        return [StoredRow(*row) for row in rows]
 
     def states(self, stream: str) -> list[bytes]:
         return [row[0] for row in self._db.execute(self._query, (stream,))]

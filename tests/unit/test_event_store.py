@@ -53,6 +53,20 @@ def test_recent_streams_follow_activity_not_history(store):
     assert store.recent_streams("onOutgoingCallSent", 30) == []
 
 
+def test_the_notification_log_reads_as_eventsourcing_reads_it(store):
+    for index in range(12):
+        call = f"c{index}"
+        store.append([(call, [sent(call, "2026-01-01T00:00:00.000Z"), accepted(call, "2026-01-01T00:00:01.000Z", 2)])],
+                     CommandRecord(commandID=f"k-{call}", verb="send"))
+    library = store.recorder.select_notifications(start=5, limit=20, inclusive_of_start=False)
+    ours = store.notifications(5, 20)
+    assert [(row.id, row.topic, bytes(row.state)) for row in ours] == [
+        (note.id, note.topic, bytes(note.state)) for note in library]
+    assert len(ours) == 20 and ours[0].id == 6
+    assert store.notifications(store.max_position(), 10) == []
+    assert [event.eventID for _, event in store.events_since(0)][:3] == ["c0-1", "c0-2", "c1-1"]
+
+
 def test_new_ids_are_distinct_version_4_uuids():
     import uuid
 
