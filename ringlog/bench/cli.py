@@ -35,7 +35,7 @@ def cmd_flows(args: argparse.Namespace) -> int:
         with private_nats() as server:
             bus = loop.run(measure_bus(server.url, args.bus_messages))
         with private_nats() as server:
-            flows = measure_flows(server.url, args.concurrency, args.duration)
+            flows = measure_flows(server.url, args.concurrency, args.duration, args.latency_rate)
         runs.append({**flows, "bus_publish_per_s": bus["bus_publish_per_s"],
                      "ratio": flows["events_per_s"] / bus["bus_publish_per_s"]})
     keys = ("events_per_s", "bus_publish_per_s", "ratio", "flows_per_s", "cmd_p50_ms", "cmd_p99_ms",
@@ -61,7 +61,10 @@ def register(subparsers) -> None:
     bus.set_defaults(func=cmd_bus)
 
     flows = suites.add_parser("flows", help="sustained call flows through all services vs the raw bus")
-    flows.add_argument("--concurrency", type=int, default=64, help="flows in flight in the full-load phase")
+    flows.add_argument("--concurrency", type=int, default=256,
+                       help="flows in flight in the full-load phase (256 saturates 2 cores)")
+    flows.add_argument("--latency-rate", type=float, default=None,
+                       help="flows per second of the latency phase (default: half the full-load rate)")
     flows.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     flows.add_argument("--bus-messages", type=int, default=30_000)
     flows.add_argument("--runs", type=int, default=3)
