@@ -114,15 +114,13 @@ class PullFeed:
 
     async def start(self) -> "PullFeed":
         self._inbox = self.nc.new_inbox()
-        self._subscription = await self.nc.subscribe(self._inbox, cb=self._on_message)
-        sinks.register(self.nc, self._subscription, self._deliver)
+        self._subscription = await sinks.subscribe(self.nc, self._inbox, self._on_message, self._deliver)
         await self._top_up()
         return self
 
     async def stop(self) -> None:
         if self._subscription is not None:
-            sinks.unregister(self.nc, self._subscription)
-            await self._subscription.unsubscribe()
+            await sinks.unsubscribe(self.nc, self._subscription)
             self._subscription = None
 
     @property

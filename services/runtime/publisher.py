@@ -75,14 +75,12 @@ class StreamPublisher:
 
     async def start(self) -> "StreamPublisher":
         self._inbox = self.nc.new_inbox()
-        self._subscription = await self.nc.subscribe(self._inbox + ".*.*", cb=self._on_message)
-        sinks.register(self.nc, self._subscription, self._on_frame)
+        self._subscription = await sinks.subscribe(self.nc, self._inbox + ".*.*", self._on_message, self._on_frame)
         return self
 
     async def stop(self) -> None:
         if self._subscription is not None:
-            sinks.unregister(self.nc, self._subscription)
-            await self._subscription.unsubscribe()
+            await sinks.unsubscribe(self.nc, self._subscription)
             self._subscription = None
 
     async def publish(self, messages: Sequence[tuple[str, bytes, dict[str, str]]], timeout: float) -> None:

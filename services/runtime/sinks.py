@@ -87,6 +87,18 @@ def new_client(flush_interval: float = 0.0) -> Client:
     return SinkClient(flush_interval) if HOOK_FITS else Client()
 
 
+async def subscribe(nc: Client, subject: str, cb, sink: Sink):
+    """A subscription whose messages go to `sink` where `nc` can, else to `cb`."""
+    subscription = await nc.subscribe(subject, cb=cb)
+    register(nc, subscription, sink)
+    return subscription
+
+
+async def unsubscribe(nc: Client, subscription) -> None:
+    unregister(nc, subscription)
+    await subscription.unsubscribe()
+
+
 def register(nc: Client, subscription, sink: Sink) -> bool:
     """Route `subscription`'s messages to `sink` when `nc` can; False when it cannot."""
     sinks = getattr(nc, "sinks", None)
