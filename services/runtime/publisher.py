@@ -71,6 +71,7 @@ class StreamPublisher:
         self.nc = nc
         self._batches = itertools.count()
         self._current: _Batch | None = None
+        self._one_batch_at_a_time = asyncio.Lock()
         self._subscription = None
 
     async def start(self) -> "StreamPublisher":
@@ -87,21 +88,22 @@ class StreamPublisher:
         """Publish every message; return once all are stored (or were already), else raise."""
         if not messages:
             return
-        if self._subscription is None:
-            await self.start()
-        token = str(next(self._batches))
-        batch = self._current = _Batch(token.encode(), len(messages))
-        prefix = f"{self._inbox}.{token}."
-        try:
-            for index, (subject, payload, headers) in enumerate(messages):
-                await self.nc.publish(subject, payload, reply=prefix + str(index), headers=headers)
+        async with self._one_batch_at_a_time:
+            if self._subscription is None:
+                await self.start()
+            token = str(next(self._batches))
+            batch = self._current = _Batch(token.encode(), len(messages))
+            prefix = f"{self._inbox}.{token}."
             try:
-                await asyncio.wait_for(asyncio.shield(batch.done), timeout)
-            except asyncio.TimeoutError:
-                raise PublishRefused(f"{batch.waiting} of {len(messages)} messages not acknowledged "
-                                     f"within {timeout:.1f}s") from None
-        finally:
-            self._current = None
+                for index, (subject, payload, headers) in enumerate(messages):
+                    await self.nc.publish(subject, payload, reply=prefix + str(index), headers=headers)
+                try:
+                    await asyncio.wait_for(asyncio.shield(batch.done), timeout)
+                except asyncio.TimeoutError:
+                    raise PublishRefused(f"{batch.waiting} of {len(messages)} messages not acknowledged "
+                                         f"within {timeout:.1f}s") from None
+            finally:
+                self._current = None
         if batch.refusal is not None:
             raise PublishRefused(batch.refusal)
 

@@ -82,3 +82,9 @@ async def test_silence_fails_after_the_timeout_and_late_acks_are_ignored(nc):
     await publisher.publish([("slow.x", b"x", {"Nats-Msg-Id": "s2"})], timeout=5)
     await publisher.publish(batch(range(2)), timeout=5)
     assert await stored(nc) == 2
+
+
+async def test_concurrent_batches_are_published_one_after_the_other(nc):
+    publisher = await StreamPublisher(nc).start()
+    await asyncio.gather(*(publisher.publish(batch(range(start, start + 50)), timeout=5) for start in range(0, 300, 50)))
+    assert await stored(nc) == 300
