@@ -35,14 +35,15 @@ def cmd_flows(args: argparse.Namespace) -> int:
         with private_nats() as server:
             bus = loop.run(measure_bus(server.url, args.bus_messages))
         with private_nats() as server:
-            flows = measure_flows(server.url, args.concurrency, args.duration, args.latency_rate)
+            flows = measure_flows(server.url, args.concurrency, args.duration, args.latency_rate,
+                                  nats_pid=server.process.pid if server.process else None)
         runs.append({**flows, "bus_publish_per_s": bus["bus_publish_per_s"],
                      "ratio": flows["events_per_s"] / bus["bus_publish_per_s"]})
     keys = ("events_per_s", "bus_publish_per_s", "ratio", "flows_per_s", "cmd_p50_ms", "cmd_p99_ms",
             "e2e_p50_ms", "e2e_p99_ms", "full_load_cmd_p99_ms", "half_load_flows_per_s")
     figures = {key: median([run[key] for run in runs]) for key in keys}
-    figures["cmd_p99_ms_by_command"] = {name: median([run["cmd_p99_ms_by_command"].get(name, 0.0) for run in runs])
-                                        for name in runs[0]["cmd_p99_ms_by_command"]}
+    for breakdown in ("cmd_p99_ms_by_command", "full_load_cpu_percent"):  # medians per entry
+        figures[breakdown] = {name: median([run[breakdown].get(name, 0.0) for run in runs]) for name in runs[0][breakdown]}
     figures.update({"lost": sum(run["lost"] for run in runs), "duplicated": sum(run["duplicated"] for run in runs),
                     "failed_flows": sum(run["failed_flows"] for run in runs), "runs": args.runs,
                     "events_per_flow": EVENTS_PER_FLOW, "concurrency": args.concurrency})

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +31,33 @@ def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
+
+
+class CpuMeter:
+    """CPU time of named processes over a phase, as % of one core (Linux `/proc`; empty elsewhere)."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = pids
+        self._started: dict[str, float] = {}
+        self._at = 0.0
+
+    @staticmethod
+    def cpu_seconds(pid: int) -> float | None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def start(self) -> None:
+        self._at = time.monotonic()
+        self._started = {name: seconds for name, pid in self.pids.items()
+                         if (seconds := self.cpu_seconds(pid)) is not None}
+
+    def percent(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self._at
+        used = {name: (self.cpu_seconds(self.pids[name]) or before) - before for name, before in self._started.items()}
+        return {name: round(100 * seconds / elapsed, 1) for name, seconds in used.items()} if elapsed > 0 else {}
 
 
 def median(values: list[float]) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import tempfile
 import time
 from collections import Counter
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import nats
 
-from ringlog.bench.common import percentile
+from ringlog.bench.common import CpuMeter, percentile
 from ringlog.client import Client
 from ringlog.up import Supervisor
 from services.runtime import loop, sinks
@@ -143,7 +144,8 @@ async def read_log_event_ids(url: str) -> Counter:
     return ids
 
 
-async def run_flows(url: str, secret: str, concurrency: int, duration: float, latency_rate: float | None = None) -> dict:
+async def run_flows(url: str, secret: str, concurrency: int, duration: float, latency_rate: float | None = None,
+                    cpu: CpuMeter | None = None) -> dict:
     # the load generator's own work competes with the services for the same cores: its
     # watcher takes the sink path (no Msg object and task hop per event)
     nc = await connect(url, "ringlog-bench-flows", client=new_client())
@@ -165,7 +167,10 @@ async def run_flows(url: str, secret: str, concurrency: int, duration: float, la
     js = client.nc.jetstream()
     start_seq = (await js.stream_info("RINGLOG_EVENTS")).state.last_seq
     started = time.perf_counter()
+    cpu = cpu or CpuMeter({})
+    cpu.start()
     max_flows = await closed_loop(driver, numbers, concurrency, duration)
+    cpu_at_full_load = cpu.percent()
     events_at_full = (await wait_for_log(js, measured, start_seq)) - start_seq
     full_seconds = time.perf_counter() - started
     full = Measured(command_latencies=measured.command_latencies[:])
@@ -194,6 +199,7 @@ async def run_flows(url: str, secret: str, concurrency: int, duration: float, la
         "e2e_p99_ms": percentile(e2e, 0.99) * 1000,
         "cmd_p99_ms_by_command": {name: round(percentile(values, 0.99) * 1000, 2)
                                   for name, values in sorted(measured.latencies_by_command.items())},
+        "full_load_cpu_percent": cpu_at_full_load,
         "events_answered": len(measured.answered_event_ids),
         "lost": lost,
         "duplicated": duplicated,
@@ -220,11 +226,14 @@ def with_services(url: str, data: Path, secret: str) -> Supervisor:
     return supervisor
 
 
-def measure(url: str, concurrency: int, duration: float, latency_rate: float | None = None) -> dict:
+def measure(url: str, concurrency: int, duration: float, latency_rate: float | None = None,
+            nats_pid: int | None = None) -> dict:
     secret = "bench-secret-" + "x" * 32
     with tempfile.TemporaryDirectory(prefix="ringlog-bench-flows-") as folder:
         supervisor = with_services(url, Path(folder), secret)
         try:
-            return loop.run(run_flows(url, secret, concurrency, duration, latency_rate))
+            pids = {name: child.pid for name, child in supervisor.children.items()}
+            pids.update({"load generator": os.getpid(), **({"nats-server": nats_pid} if nats_pid else {})})
+            return loop.run(run_flows(url, secret, concurrency, duration, latency_rate, CpuMeter(pids)))
         finally:
             supervisor.stop()
