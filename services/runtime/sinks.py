@@ -14,7 +14,8 @@ previous write (never when the connection was idle) lets one write carry the rep
 events of many commands: fewer syscalls and context switches on a machine where they are
 what the CPU spends most on (measured in docs/performance.md).
 
-The hooks are nats-py's `_process_msg` and `_flusher` (nats-py is pinned below 3);
+The hooks are nats-py's parser (`_ps`, see `wire.FrameParser`), `_process_msg` and
+`_flusher` (nats-py is pinned below 3);
 `HOOK_FITS` checks them, and with a plain client (no `sinks`) every user of this works
 the same, only slower.
 """
@@ -25,7 +26,10 @@ import asyncio
 import inspect
 from typing import Callable
 
+from nats import errors
 from nats.aio.client import Client
+
+from services.runtime.wire import FrameParser
 
 # (subject, reply, data, raw headers or None) -> True when the sink took the message
 Sink = Callable[[bytes, bytes, bytes, "bytes | None"], bool]
@@ -39,6 +43,22 @@ class SinkClient(Client):
         self.sinks: dict[int, Sink] = {}
         self.flush_interval = flush_interval
         self._last_flush = 0.0
+        self._ps = FrameParser(self)
+
+    async def publish_frames(self, frames: bytes, messages: int = 1, payload_bytes: int = 0) -> None:
+        """Queue ready-made PUB/HPUB frames (`wire.hpub`), as `publish` queues its own."""
+        if self.is_closed:
+            raise errors.ConnectionClosedError
+        if self.is_draining_pubs:
+            raise errors.ConnectionDrainingError
+        if not self.is_connected and (
+                self._max_pending_size <= 0 or len(frames) + self._pending_data_size > self._max_pending_size):
+            raise errors.OutboundBufferLimitError
+        self.stats["out_msgs"] += messages
+        self.stats["out_bytes"] += payload_bytes
+        await self._send_command(frames)
+        if self._flush_queue is not None and self._flush_queue.empty():
+            await self._flush_pending()
 
     async def _flusher(self) -> None:  # noqa: D401 - nats-py's flusher, at most one write per interval
         if not self.flush_interval:
@@ -69,17 +89,11 @@ class SinkClient(Client):
                     if not future.done():
                         future.set_result(None)
 
-    async def _process_msg(self, sid, subject, reply, data, headers):  # noqa: D401 - nats-py's hook
-        sink = self.sinks.get(sid)
-        if sink is None or not sink(subject, reply, data, headers):
-            return await super()._process_msg(sid, subject, reply, data, headers)
-        self.stats["in_msgs"] += 1
-        self.stats["in_bytes"] += len(data)
-
 
 HOOK_FITS = list(inspect.signature(Client._process_msg).parameters) == [
     "self", "sid", "subject", "reply", "data", "headers"] and all(
-    hasattr(Client(), name) for name in ("_flusher", "_flush_queue", "_pending", "_pending_data_size", "_transport"))
+    hasattr(Client(), name) for name in ("_flusher", "_flush_queue", "_pending", "_pending_data_size", "_transport",
+                                         "_ps", "_send_command", "_flush_pending", "_max_pending_size"))
 
 
 def new_client(flush_interval: float = 0.0) -> Client:

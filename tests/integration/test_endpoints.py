@@ -3,15 +3,18 @@
 import json
 
 import nats
+import pytest
 
 from schemas.commands import Join
 from schemas.subjects import Subjects
+from services.runtime import sinks
 from services.runtime.endpoints import CommandEndpoints, CommandRoute
 from services.runtime.metrics import ServiceMetrics
 from tests.integration.harness import SECRET, token
 
 
-async def test_an_unexpected_failure_is_a_counted_500_and_the_service_keeps_answering(settings):
+@pytest.mark.parametrize("sink_client", [False, True], ids=["micro path", "sink path"])
+async def test_an_unexpected_failure_is_a_counted_500_and_the_service_keeps_answering(settings, sink_client):
     calls = []
 
     async def handler(command):
@@ -20,7 +23,11 @@ async def test_an_unexpected_failure_is_a_counted_500_and_the_service_keeps_answ
             raise RuntimeError("boom: a bug in a handler")
         return {"callID": command.callID, "eventIDs": []}
 
-    nc = await nats.connect(settings.nats_url)
+    if sink_client:
+        nc = sinks.SinkClient()
+        await nc.connect(settings.nats_url)
+    else:
+        nc = await nats.connect(settings.nats_url)
     metrics = ServiceMetrics("room")
     micro = await CommandEndpoints("room", Subjects(), SECRET, metrics).start(nc, {"join": CommandRoute(Join, handler)})
     try:
@@ -36,6 +43,14 @@ async def test_an_unexpected_failure_is_a_counted_500_and_the_service_keeps_answ
         answered = await nc.request("ringlog.cmd.room.join", payload, timeout=2, headers=headers)
         assert "Nats-Service-Error-Code" not in (answered.headers or {})
         assert json.loads(answered.data) == {"callID": "c1", "eventIDs": []}
+        assert answered.headers["Content-Type"] == "application/json"
+
+        stats = json.loads((await nc.request("$SRV.STATS.ringlog-room", b"", timeout=2)).data)
+        join = stats["endpoints"][0]
+        assert join["name"] == "join" and join["num_requests"] == 2
+        if sink_client:  # micro's path counts only handlers that raise; ours answers every failure
+            assert join["num_errors"] == 1 and join["last_error"].startswith("500")
+            assert join["processing_time"] > 0
     finally:
         await micro.stop()
         await nc.close()
