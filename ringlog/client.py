@@ -36,6 +36,7 @@ from ringlog.replies import CommandReply, HangUpReply, JoinReply, MissedCallClic
 from ringlog.subscriber import CallbackSubscriber
 from schemas import commands as cmd
 from schemas.subjects import DEFAULT_PREFIX, Subjects
+from services.runtime.requests import Reply, Requests, RequestsClosed
 
 __all__ = [
     "Client", "connect", "new_command_id", "CallbackSubscriber", "HangUpHookResponder",
@@ -64,6 +65,9 @@ class Client:
         self.token_provider = token_provider
         self.subjects = Subjects(prefix)
         self.timeout = timeout
+        # one inbox subscription per connection, opened by the first request (see services.runtime.requests);
+        # a stand-in for nats-py's client (tests, adapters) gets its own `request` called instead
+        self._requests = Requests(nc) if isinstance(nc, NatsClient) else None
 
     @classmethod
     async def connect(cls, url: str, token: str | None = None, prefix: str = DEFAULT_PREFIX, *,
@@ -73,9 +77,13 @@ class Client:
 
     async def close(self) -> None:
         await self.nc.drain()
+        if self._requests is not None:
+            await self._requests.close()
 
     def with_token(self, token: str) -> "Client":
-        return Client(self.nc, token, self.subjects.prefix, self.timeout, self.token_provider)
+        client = Client(self.nc, token, self.subjects.prefix, self.timeout, self.token_provider)
+        client._requests = self._requests
+        return client
 
     # --- raw commands -----------------------------------------------------------------
     async def command(self, service: str, verb: str, payload: dict[str, Any], token: str | None = None) -> dict[str, Any]:
@@ -89,16 +97,22 @@ class Client:
         token = token or self.token
         headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            reply = await self.nc.request(subject, data, timeout=self.timeout, headers=headers)
+            if self._requests is not None:
+                reply = await self._requests.request(subject, data, self.timeout, headers)
+            else:
+                msg = await self.nc.request(subject, data, timeout=self.timeout, headers=headers)
+                reply = Reply(msg.data, headers=msg.headers)
         except NoRespondersError as error:
             raise ServiceUnavailable(f"no service answers on {subject}") from error
         except NatsTimeout as error:
             raise ServiceUnavailable(f"no answer on {subject} within {self.timeout}s") from error
-        status = (reply.headers or {}).get("Nats-Service-Error-Code")
+        except RequestsClosed as error:
+            raise ServiceUnavailable(f"no answer on {subject}: the connection closed") from error
+        status = reply.header("Nats-Service-Error-Code")
         body = msgspec.json.decode(reply.data) if reply.data else {}
         if status:
             error = body.get("error", {}) if isinstance(body, dict) else {}
-            message = error.get("message", reply.headers.get("Nats-Service-Error", ""))
+            message = error.get("message", reply.header("Nats-Service-Error") or "")
             raise error_for(int(status), error.get("code", ""), message)
         return body
 

@@ -26,7 +26,7 @@ from services.runtime import sinks
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.wire import header_block, hpub, parse_headers
 
-_JSON_HEADERS = header_block(("Content-Type", "application/json"))
+_JSON_HEADERS = header_block({"Content-Type": "application/json"})
 
 Handler = Callable[[Any], Awaitable[dict[str, Any]]]
 

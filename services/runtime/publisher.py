@@ -115,7 +115,7 @@ class StreamPublisher:
             return
         reply = prefix.encode()
         frames = b"".join(
-            hpub(subject.encode(), b"%b%d" % (reply, index), header_block(*headers.items()), payload)
+            hpub(subject.encode(), b"%b%d" % (reply, index), header_block(headers), payload)
             for index, (subject, payload, headers) in enumerate(messages))
         await publish_frames(frames, len(messages), sum(len(payload) for _, payload, _ in messages))
 

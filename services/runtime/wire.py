@@ -13,21 +13,35 @@ message (and every other protocol line) to nats-py's own code.
 
 from __future__ import annotations
 
+import re
+
 from nats.aio.client import Client
-from nats.errors import ProtocolError
+from nats.errors import BadHeaderError, ProtocolError
 from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
 
 _CRLF = b"\r\n"
+# nats-py's own rules for the headers it sends (nats.aio.client)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_NEWLINES_TO_SPACES = str.maketrans({"\r": " ", "\n": " "})
 
 
-def header_block(*pairs: tuple[str, str]) -> bytes:
-    """`NATS/1.0` headers for `hpub`; names and values must be plain (no CR/LF, no ':' in names)."""
+def header_block(headers: dict[str, str]) -> bytes:
+    """The header block nats-py's `publish` would send for `headers` (same checks)."""
     lines = [b"NATS/1.0"]
-    for name, value in pairs:
-        if not name or ":" in name or name != name.strip() or "\r" in name + value or "\n" in name + value:
-            raise ValueError(f"header {name!r}: {value!r} cannot be sent as is")
-        lines.append(f"{name}: {value}".encode())
+    for name, value in headers.items():
+        if name not in _CHECKED_NAMES:
+            name = name.strip()
+            if not name:
+                continue
+            if not _HEADER_NAME.fullmatch(name):
+                raise BadHeaderError(name)
+            if len(_CHECKED_NAMES) < 1024:
+                _CHECKED_NAMES.add(name)
+        lines.append(f"{name}: {value.strip().translate(_NEWLINES_TO_SPACES)}".encode())
     return _CRLF.join(lines) + _CRLF + _CRLF
+
+
+_CHECKED_NAMES: set[str] = set()  # names already stripped and checked (the same few come back)
 
 
 def hpub(subject: bytes, reply: bytes, headers: bytes, payload: bytes) -> bytes:
