@@ -18,6 +18,7 @@ from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
 from schemas.subjects import Subjects
 from schemas.types import User
+from services.runtime.requests import Requests
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,12 @@ class HangUpHook:
         self.nc = nc
         self.subjects = subjects
         self.timeout_seconds = timeout_seconds
+        self._requests = Requests(nc)  # one inbox for every hang-up's question (most get "no responders")
 
     async def confirm(self, call_id: str, user: User) -> bool:
         subject = self.subjects.hang_up_hook(call_id, user.id)
         try:
-            reply = await self.nc.request(subject, hook_body(call_id, user), timeout=self.timeout_seconds)
+            reply = await self._requests.request(subject, hook_body(call_id, user), self.timeout_seconds)
         except NoRespondersError:
             return True
         except NatsTimeout:
