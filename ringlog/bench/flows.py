@@ -130,9 +130,13 @@ async def read_log_event_ids(url: str) -> Counter:
     done = asyncio.Event()
     total = (await js.stream_info("RINGLOG_EVENTS")).state.messages
 
+    seen = 0
+
     async def collect(message) -> None:
+        nonlocal seen
         ids[message.headers.get("Nats-Msg-Id", "")] += 1
-        if sum(ids.values()) >= total:
+        seen += 1
+        if seen >= total:
             done.set()
 
     subscription = await js.subscribe("ringlog.evt.>", cb=collect, ordered_consumer=True,

@@ -20,7 +20,11 @@ import msgspec
 from nats.aio.client import Client
 
 from services.runtime import sinks
-from services.runtime.wire import header_block, hpub
+from services.runtime.wire import header_block, hpub, parse_headers
+
+
+# (subject, payload, headers: a dict, or a ready `wire.header_block`)
+Message = tuple[str, bytes, "dict[str, str] | bytes"]
 
 
 class PublishRefused(Exception):
@@ -85,7 +89,7 @@ class StreamPublisher:
             await sinks.unsubscribe(self.nc, self._subscription)
             self._subscription = None
 
-    async def publish(self, messages: Sequence[tuple[str, bytes, dict[str, str]]], timeout: float) -> None:
+    async def publish(self, messages: Sequence[Message], timeout: float) -> None:
         """Publish every message; return once all are stored (or were already), else raise."""
         if not messages:
             return
@@ -107,15 +111,18 @@ class StreamPublisher:
         if batch.refusal is not None:
             raise PublishRefused(batch.refusal)
 
-    async def _send(self, messages: Sequence[tuple[str, bytes, dict[str, str]]], prefix: str) -> None:
+    async def _send(self, messages: Sequence[Message], prefix: str) -> None:
         publish_frames = getattr(self.nc, "publish_frames", None)
         if publish_frames is None:
             for index, (subject, payload, headers) in enumerate(messages):
+                if isinstance(headers, bytes):
+                    headers = parse_headers(headers)
                 await self.nc.publish(subject, payload, reply=prefix + str(index), headers=headers)
             return
         reply = prefix.encode()
         frames = b"".join(
-            hpub(subject.encode(), b"%b%d" % (reply, index), header_block(headers), payload)
+            hpub(subject.encode(), b"%b%d" % (reply, index),
+                 headers if isinstance(headers, bytes) else header_block(headers), payload)
             for index, (subject, payload, headers) in enumerate(messages))
         await publish_frames(frames, len(messages), sum(len(payload) for _, payload, _ in messages))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import sqlite3
 from collections import Counter
 from typing import Callable
@@ -22,6 +23,7 @@ from schemas.events import BY_NAME, category_of
 from schemas.subjects import STREAM_NAME, Subjects
 from services.runtime.publisher import StreamPublisher
 from services.runtime.store import EventStore
+from services.runtime.wire import header_block
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ class _Head(msgspec.Struct):
 
 
 _decode_head = msgspec.json.Decoder(_Head).decode
+_HEADERS = header_block({"Nats-Msg-Id": "%b", "Nats-Expected-Stream": STREAM_NAME})  # %b: the eventID
+_PLAIN_ID = re.compile(r"[0-9A-Za-z_-]+")
 
 
 class RelayPosition:
@@ -108,6 +112,11 @@ class Relay:
         self._on_error = on_error or (lambda: None)
         self.published_position = position.get()
 
+    def _headers(self, event_id: str) -> bytes:
+        if event_id.isalnum() or _PLAIN_ID.fullmatch(event_id):  # our ids: nothing to check or strip
+            return _HEADERS % event_id.encode()
+        return header_block({"Nats-Msg-Id": event_id, "Nats-Expected-Stream": STREAM_NAME})
+
     def wake(self) -> None:
         """Tell the relay that new events were committed."""
         self._wakeup.set()
@@ -149,7 +158,7 @@ class Relay:
             subject = self._subjects.event_subject(
                 category_of(head.type, head.source), head.type, head.callID, head.recipient
             )
-            messages.append((subject, note.state, {"Nats-Msg-Id": head.eventID, "Nats-Expected-Stream": STREAM_NAME}))
+            messages.append((subject, note.state, self._headers(head.eventID)))
             callbacks[head.type] += 1
         await self._publisher.publish(messages, self._ack_timeout)
         for callback, count in callbacks.items():

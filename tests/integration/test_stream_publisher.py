@@ -9,6 +9,7 @@ from nats.js.api import StreamConfig
 from services.runtime.bus import connect
 from services.runtime.publisher import PublishRefused, StreamPublisher
 from services.runtime.sinks import SinkClient
+from services.runtime.wire import header_block
 
 STREAM = "PUBTEST"
 
@@ -37,6 +38,14 @@ async def test_every_message_is_stored_and_acknowledged(nc):
     assert await stored(nc) == 520
     messages = await nc.jetstream().get_msg(STREAM, 520)
     assert messages.data == b"payload 519"
+
+
+async def test_ready_made_header_blocks_are_sent_as_given(nc):
+    publisher = await StreamPublisher(nc).start()
+    ready = [(subject, payload, header_block(headers)) for subject, payload, headers in batch(range(3))]
+    await publisher.publish(ready + batch(range(3)), timeout=5)  # the same ids as dicts: duplicates
+    assert await stored(nc) == 3
+    assert (await nc.jetstream().get_msg(STREAM, 3)).headers["Nats-Msg-Id"] == "m2"
 
 
 async def test_a_republished_batch_is_acknowledged_and_stored_once(nc):
