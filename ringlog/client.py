@@ -88,7 +88,8 @@ class Client:
     # --- raw commands -----------------------------------------------------------------
     async def command(self, service: str, verb: str, payload: dict[str, Any], token: str | None = None) -> dict[str, Any]:
         """Send one command; a `commandID` is added when missing. Raises CommandError."""
-        payload = {"commandID": new_command_id(), **payload}
+        if "commandID" not in payload:
+            payload = {"commandID": new_command_id(), **payload}
         token = token or await self._token_for(service, verb, payload)
         return await self.request(self.subjects.command(service, verb), msgspec.json.encode(payload), token)
 
