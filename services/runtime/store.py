@@ -93,6 +93,7 @@ class EventStore:
         app_class = type(f"{service.title().replace('-', '')}Store", (Application,), {"name": service.upper().replace("-", "_")})
         self.app: Application = app_class(env=settings)
         self.recorder = self.app.recorder
+        self._mapper = self.app.mapper
         self._reader = _SQLiteReader.for_recorder(self.recorder)
 
     def load(self, stream: str) -> list[Event]:
@@ -121,12 +122,14 @@ class EventStore:
         if not items:
             return []
         try:
-            recordings = self.app.events.put(items)  # type: ignore[arg-type]
+            # the recorder's own insert: `app.events.put` would wrap each row in a Recording
+            # and a Notification that nobody here reads
+            stored = [self._mapper.to_stored_event(item) for item in items]  # type: ignore[arg-type]
+            return list(self.recorder.insert_events(stored) or [])
         except msgspec.ValidationError as error:
             raise InvalidEvent(f"refusing to store an invalid event: {error}") from error
         except IntegrityError as error:
             raise DuplicateWrite(str(error)) from error
-        return [r.notification.id for r in recordings]
 
     def notifications(self, after: int, limit: int) -> Sequence[Notification | StoredRow]:
         """Up to `limit` rows after position `after`, in store order (each has id, topic, state)."""
