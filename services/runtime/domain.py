@@ -26,8 +26,9 @@ class Context:
 
 def timestamp(moment: datetime) -> str:
     """The wire form of `occurredAt`: UTC, ISO 8601, milliseconds."""
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.tzinfo is not timezone.utc:
+        moment = moment.astimezone(timezone.utc)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta, timezone
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from schemas import commands, enums, events, generate
 from schemas.enums import Source
 from schemas.types import InvitationUserInfo, User, ZegoUIKitError
+from services.runtime.domain import parse_timestamp, timestamp
 
 SHARED = Path(os.environ.get("RINGLOG_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared"))
 REFERENCE = SHARED / "spec" / "call-events-reference.txt"
@@ -296,3 +298,14 @@ def test_ids_at_the_byte_limits_are_accepted():
 
 def test_an_id_with_a_trailing_newline_is_refused():
     refused(commands.Send, send(caller={"id": "ann\n"}), "$.caller.id")
+
+
+@pytest.mark.parametrize("moment, wire", [
+    (datetime(2026, 11, 26, 14, 16, 38, 123999, tzinfo=timezone.utc), "2026-11-26T14:16:38.123Z"),
+    (datetime(2026, 1, 2, 3, 4, 5, 0, tzinfo=timezone.utc), "2026-01-02T03:04:05.000Z"),
+    (datetime(2026, 1, 1, 1, 30, 0, 999, tzinfo=timezone(timedelta(hours=2))), "2025-12-31T23:30:00.000Z"),
+])
+def test_occurred_at_is_utc_with_milliseconds_truncated(moment, wire):
+    assert timestamp(moment) == wire
+    assert parse_timestamp(wire).astimezone(timezone.utc) == moment.astimezone(timezone.utc).replace(
+        microsecond=moment.microsecond // 1000 * 1000)
