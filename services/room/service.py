@@ -59,7 +59,7 @@ class RoomService:
                 "roomSessionID": after.room_session_id,
                 "members": [member.id for member in domain.members(after)],
             }
-            committed = self._stage(command, state, events, reply)
+            committed = self._stage(command, state, events, reply, after)
         return await committed
 
     async def hang_up(self, command: HangUp) -> dict[str, Any]:
@@ -108,9 +108,10 @@ class RoomService:
     def _load(self, call_id: str) -> domain.RoomState | None:
         return self.states.get(call_id)
 
-    def _stage(self, command, state: domain.RoomState | None, events: list[Event], reply: dict[str, Any]):
+    def _stage(self, command, state: domain.RoomState | None, events: list[Event], reply: dict[str, Any],
+               after: domain.RoomState | None = None):
         committed = self.uow.stage(command, [(command.callID, events)], reply)
-        self.states.put(command.callID, domain.fold(events, state))
+        self.states.put(command.callID, after if after is not None else domain.fold(events, state))
         return committed
 
     def _members_now(self, call_id: str) -> frozenset[str]:
