@@ -28,7 +28,7 @@ from schemas.enums import Source
 from schemas.events import Event
 from services.runtime.domain import CommandRejected, Context, Stamper
 from services.runtime.errors import ServiceError, to_service_error
-from services.runtime.store import CommandRecord, EventStore
+from services.runtime.store import CommandRecord, EventStore, WrittenRow
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -75,12 +75,14 @@ class UnitOfWork:
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], str] = new_uuid,
         on_commit: Callable[[Sequence[Event]], None] = lambda events: None,
+        on_written: Callable[[list[WrittenRow]], None] = lambda rows: None,
     ):
         self.store = store
         self.source = source
         self.clock = clock
         self.new_id = new_id
         self.on_commit = on_commit
+        self.on_written = on_written
         self.on_abort: list[Callable[[set[str]], None]] = []
         # One decision at a time inside a process: each sees the state the previous one left.
         self.lock = asyncio.Lock()
@@ -172,12 +174,14 @@ class UnitOfWork:
             group, self._staged = self._staged, []
             items = [(staged.writes, staged.record) for staged in group]
             try:
-                await asyncio.to_thread(self.store.append_group, items)
+                # encoding on the loop, only the transaction in the worker thread (store.py)
+                written = await asyncio.to_thread(self.store.write_group, self.store.prepare_group(items))
             except Exception as failure:
                 self._fail(group + self._staged, failure)
                 self._staged = []
                 continue
             self.groups_committed += 1
+            self.on_written(written)
             self.on_commit([event for staged in group for _, events in staged.writes for event in events])
             for staged in group:
                 staged.answer.set_result(None)

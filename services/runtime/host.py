@@ -71,7 +71,7 @@ async def start_runtime(name: str, source: Source, settings: Settings) -> Runtim
     )
     metrics.relay_backlog.labels(name).set_function(relay.backlog)
     observers = CommitObservers(relay.wake)
-    uow = UnitOfWork(store, source, on_commit=observers)
+    uow = UnitOfWork(store, source, on_commit=observers, on_written=relay.take)
     port = metrics.serve(settings.metrics_host, settings.metrics_port)
     return Runtime(name, settings, nc, js, subjects, store, relay, uow, metrics, port, observers)
 

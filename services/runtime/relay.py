@@ -4,6 +4,11 @@ It follows the store's notification log from the last position it published (kep
 a file beside the store), publishes the stored bytes with `Nats-Msg-Id = eventID` so a
 re-publish after a crash is dropped by the stream's duplicate window, and only then
 moves its position. Only committed rows are ever visible to it.
+
+The unit of work hands it each group's rows as written (`take`): while those continue
+its position without a gap they are published from memory, with no read of the store and
+no decoding; otherwise (start-up backlog, a failed publish, a hand-off dropped because
+the relay fell far behind) it reads the store.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 import os
 import re
 import sqlite3
-from collections import Counter
+from collections import Counter, deque
 from typing import Callable
 
 import msgspec
@@ -22,7 +27,7 @@ from nats.aio.client import Client
 from schemas.events import BY_NAME, category_of
 from schemas.subjects import STREAM_NAME, Subjects
 from services.runtime.publisher import StreamPublisher
-from services.runtime.store import EventStore
+from services.runtime.store import EventStore, WrittenRow
 from services.runtime.wire import header_block
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,8 @@ class _Head(msgspec.Struct):
 _decode_head = msgspec.json.Decoder(_Head).decode
 _HEADERS = header_block({"Nats-Msg-Id": "%b", "Nats-Expected-Stream": STREAM_NAME})  # %b: the eventID
 _PLAIN_ID = re.compile(r"[0-9A-Za-z_-]+")
+# a batch to publish: (subject, stored bytes, eventID, callback) per event, and the position it ends at
+_Batch = tuple[list[tuple[str, bytes, str, str]], int]
 
 
 class RelayPosition:
@@ -99,9 +106,10 @@ class Relay:
         idle_poll: float = 0.5,
         on_published: Callable[[str, int], None] | None = None,
         on_error: Callable[[], None] | None = None,
+        publisher: StreamPublisher | None = None,
     ):
         self._store = store
-        self._publisher = StreamPublisher(nc)
+        self._publisher = publisher or StreamPublisher(nc)
         self._subjects = subjects
         self._position = position
         self._batch_size = batch_size
@@ -111,11 +119,25 @@ class Relay:
         self._on_published = on_published or (lambda callback, count: None)
         self._on_error = on_error or (lambda: None)
         self.published_position = position.get()
+        self._handed: deque[WrittenRow] = deque()
+        # True once the store had nothing after the position and every row since was handed
+        # over: then an empty hand-off means nothing to publish, without asking the store
+        self._only_handed = False
+
+    HANDED_LIMIT = 50_000  # rows kept in memory at most; beyond, the store has them
 
     def _headers(self, event_id: str) -> bytes:
         if event_id.isalnum() or _PLAIN_ID.fullmatch(event_id):  # our ids: nothing to check or strip
             return _HEADERS % event_id.encode()
         return header_block({"Nats-Msg-Id": event_id, "Nats-Expected-Stream": STREAM_NAME})
+
+    def take(self, rows: list[WrittenRow]) -> None:
+        """Rows a group commit just wrote, in position order (published without reading them back)."""
+        if len(self._handed) + len(rows) > self.HANDED_LIMIT:
+            self._handed.clear()
+            self._only_handed = False
+            return
+        self._handed.extend(rows)
 
     def wake(self) -> None:
         """Tell the relay that new events were committed."""
@@ -147,25 +169,57 @@ class Relay:
 
     async def publish_pending(self) -> bool:
         """Publish one batch after the current position; False when there was nothing."""
-        page = self._store.notifications(self.published_position, self._batch_size)
-        if not page:
+        batch = self._handed_batch()
+        if batch is None and not self._only_handed:
+            batch = self._store_batch()
+        if batch is None:
             return False
+        page, end = batch
         messages, callbacks = [], Counter()
-        for note in page:
-            if note.topic not in BY_NAME:
-                continue
-            head = _decode_head(note.state)
-            subject = self._subjects.event_subject(
-                category_of(head.type, head.source), head.type, head.callID, head.recipient
-            )
-            messages.append((subject, note.state, self._headers(head.eventID)))
-            callbacks[head.type] += 1
+        for subject, state, event_id, callback in page:
+            messages.append((subject, state, self._headers(event_id)))
+            callbacks[callback] += 1
         await self._publisher.publish(messages, self._ack_timeout)
         for callback, count in callbacks.items():
             self._on_published(callback, count)
-        self.published_position = page[-1].id
-        self._position.set(self.published_position)
+        self.published_position = end
+        self._position.set(end)
         return True
+
+    def _handed_batch(self) -> _Batch | None:
+        """The next batch from the handed-off rows, if they continue the position without a gap
+        (they stay handed until published: a refused batch is published again from memory)."""
+        handed, start = self._handed, self.published_position
+        while handed and handed[0].id <= start:
+            handed.popleft()
+        position, page = start, []
+        for row in handed:
+            if row.id != position + 1 or position - start == self._batch_size:
+                break
+            position = row.id
+            if row.topic in BY_NAME:
+                event = row.payload
+                subject = self._subjects.event_subject(
+                    category_of(event.type, event.source), event.type, event.callID, event.recipient)
+                page.append((subject, row.state, event.eventID, event.type))
+        if position == start:
+            self._only_handed = self._only_handed and not handed  # a gap: the store has rows we lack
+            return None
+        return page, position
+
+    def _store_batch(self) -> _Batch | None:
+        rows = self._store.notifications(self.published_position, self._batch_size)
+        if not rows:
+            self._only_handed = True  # caught up: from now on every new row is handed over
+            return None
+        page = []
+        for note in rows:
+            if note.topic in BY_NAME:
+                head = _decode_head(note.state)
+                subject = self._subjects.event_subject(
+                    category_of(head.type, head.source), head.type, head.callID, head.recipient)
+                page.append((subject, note.state, head.eventID, head.type))
+        return page, rows[-1].id
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Publish everything committed so far (used on shutdown and in tests)."""

@@ -75,8 +75,8 @@ async def test_a_change_costs_one_commit_and_a_repeat_touches_nothing(store):
     calls = service.uow.store.calls
     first = await service.report(report("c1", camera=True, microphone=False))
     assert len(first["eventIDs"]) == 2
-    assert calls.count("append_group") == 1  # one transaction: events + command record
-    assert calls == ["load", "command_record", "append_group"]  # the miss, the retry check, the commit
+    assert calls.count("write_group") == 1  # one transaction: events + command record
+    assert calls == ["load", "command_record", "prepare_group", "write_group"]  # the miss, the retry check, the commit
 
     calls.clear()
     again = await service.report(report("c2", camera=True, microphone=False))
@@ -86,14 +86,14 @@ async def test_a_change_costs_one_commit_and_a_repeat_touches_nothing(store):
 
     changed = await service.report(report("c3", camera=False))
     assert len(changed["eventIDs"]) == 1
-    assert calls == ["command_record", "append_group"]  # state from memory: no load
+    assert calls == ["command_record", "prepare_group", "write_group"]  # state from memory: no load
 
 
 async def test_a_retry_gets_the_first_answer_even_after_a_restart(store):
     service = make_service(store)
     first = await service.report(report("c1", camera=True))
     assert await service.report(report("c1", camera=True)) == first
-    assert service.uow.store.calls.count("append_group") == 1
+    assert service.uow.store.calls.count("write_group") == 1
 
     restarted = make_service(store)
     assert await restarted.report(report("c1", camera=True)) == first

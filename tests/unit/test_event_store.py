@@ -1,4 +1,5 @@
-"""The event store on SQLite: atomic appends, command records, conflicts, recent streams."""
+"""The event store (a SQLite file, and SQLite in memory through eventsourcing alone): atomic
+appends, command records, conflicts, recent streams, positions of written rows."""
 
 import pytest
 
@@ -7,17 +8,20 @@ from schemas.types import User
 from services.runtime.store import CommandRecord, DuplicateWrite, EventStore
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = EventStore("invitation", str(tmp_path / "invitation.sqlite"))
+@pytest.fixture(params=["file", "memory"])
+def store(request, tmp_path):
+    if request.param == "file":
+        store = EventStore("invitation", str(tmp_path / "invitation.sqlite"))
+    else:
+        store = EventStore("invitation", env={"SQLITE_DBNAME": ":memory:"})
     yield store
     store.close()
 
 
-def sent(call_id: str, at: str, seq: int = 1) -> OutgoingCallSent:
+def sent(call_id: str, at: str, seq: int = 1, custom: str = "") -> OutgoingCallSent:
     return OutgoingCallSent(eventID=f"{call_id}-{seq}", callID=call_id, recipient="ann", seq=seq, occurredAt=at,
                             source="invitation", causationID=f"k-{call_id}", caller=User(id="ann"),
-                            callees=[User(id="bob")], callType="voiceCall")
+                            callees=[User(id="bob")], callType="voiceCall", customData=custom)
 
 
 def accepted(call_id: str, at: str, seq: int) -> OutgoingCallAccepted:
@@ -41,6 +45,30 @@ def test_a_conflicting_group_writes_nothing(store):
     with pytest.raises(DuplicateWrite):
         store.append_group(group)
     assert store.load("c2") == [] and store.command_record("k-c2") is None
+
+
+def test_written_rows_are_the_notification_log_byte_for_byte(store):
+    store.append([("c0", [sent("c0", "2026-01-01T00:00:00.000Z")])], None)
+    tricky = 'quote " backslash \\ tab \t ü 日本 \u2028 emoji 😀 nul \x00 end'
+    group = [([(f"c{index}", [sent(f"c{index}", "2026-01-01T00:00:00.000Z", custom=tricky)])],
+              CommandRecord(commandID=f"k-{index}", verb="send")) for index in range(1, 260)]
+    written = store.write_group(store.prepare_group(group))  # more rows than one INSERT takes
+    assert len(written) == 2 * 259
+    assert [row.id for row in written] == list(range(2, 2 + len(written)))
+    log = store.notifications(1, 1000)
+    assert [(row.id, row.topic, bytes(row.state)) for row in log] == [(row.id, row.topic, row.state) for row in written]
+    assert written[0].payload == group[0][0][0][1][0] and written[1].payload == group[0][1]
+    assert store.load("c7")[0].customData == tricky
+    assert store.write_group(store.prepare_group([])) == []
+
+
+def test_an_event_that_breaks_the_catalog_is_refused_before_anything_is_written(store):
+    from services.runtime.store import InvalidEvent
+
+    bad = sent("c1", "2026-01-01T00:00:00.000Z", custom="x" * 5000)  # customData is at most 4 KB
+    with pytest.raises(InvalidEvent, match="customData"):
+        store.prepare_group([([("c1", [bad])], None)])
+    assert store.max_position() == 0
 
 
 def test_recent_streams_follow_activity_not_history(store):
