@@ -14,8 +14,8 @@ previous write (never when the connection was idle) lets one write carry the rep
 events of many commands: fewer syscalls and context switches on a machine where they are
 what the CPU spends most on (measured in docs/performance.md).
 
-The hooks are nats-py's parser (`_ps`, see `wire.FrameParser`), `_process_msg` and
-`_flusher` (nats-py is pinned below 3);
+The hooks are nats-py's parser (`_ps`, see `wire.FrameParser`), `_process_msg`,
+`_flusher` and `_send_ping` (nats-py is pinned below 3);
 `HOOK_FITS` checks them, and with a plain client (no `sinks`) every user of this works
 the same, only slower.
 """
@@ -27,7 +27,7 @@ import inspect
 from typing import Callable
 
 from nats import errors
-from nats.aio.client import Client
+from nats.aio.client import PING_PROTO, Client
 
 from services.runtime.wire import FrameParser
 
@@ -59,6 +59,17 @@ class SinkClient(Client):
         await self._send_command(frames)
         if self._flush_queue is not None and self._flush_queue.empty():
             await self._flush_pending()
+
+    async def _send_ping(self, future: asyncio.Future | None = None) -> None:
+        """PING in line with what is pending: nats-py writes it to the socket at once, ahead of
+        a SUB still waiting for the flusher, so `flush()` could return before the server had
+        the subscription (another connection's messages were then missed: seen as lost
+        messages in a test under CPU load)."""
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+        self._pongs.append(future)
+        await self._send_command(PING_PROTO)
+        await self._flush_pending()
 
     async def _flusher(self) -> None:  # noqa: D401 - nats-py's flusher, at most one write per interval
         if not self.flush_interval:
@@ -93,7 +104,8 @@ class SinkClient(Client):
 HOOK_FITS = list(inspect.signature(Client._process_msg).parameters) == [
     "self", "sid", "subject", "reply", "data", "headers"] and all(
     hasattr(Client(), name) for name in ("_flusher", "_flush_queue", "_pending", "_pending_data_size", "_transport",
-                                         "_ps", "_send_command", "_flush_pending", "_max_pending_size"))
+                                         "_ps", "_send_command", "_flush_pending", "_max_pending_size",
+                                         "_send_ping", "_pongs"))
 
 
 def new_client(flush_interval: float = 0.0) -> Client:

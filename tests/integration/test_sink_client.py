@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from services.runtime import sinks
 from services.runtime.bus import connect
 
@@ -37,6 +39,42 @@ async def test_after_idle_the_first_write_goes_at_once_and_the_next_waits_for_th
     assert times[1] - sent >= interval * 0.9  # the second write waited for the interval...
     assert times[2] - times[1] < 0.05  # ...and carried everything pending
     await asyncio.wait_for(sender.flush(), 2)  # PING/PONG still goes through
+    await sender.close()
+    await listener.close()
+
+
+class WriteLog:
+    """Records, in order, what a client hands its socket."""
+
+    def __init__(self, transport):
+        self.written = bytearray()
+        write, writelines = transport.write, transport.writelines
+        transport.write = lambda data: (self.written.extend(data), write(data))[1]
+        transport.writelines = lambda lines: (self.written.extend(b"".join(lines)), writelines(lines))[1]
+
+
+@pytest.mark.parametrize("client", [sinks.SinkClient, lambda: sinks.SinkClient(flush_interval=0.002)])
+async def test_flush_after_subscribe_is_a_barrier(nats_server, client):
+    """flush() must not return before the server has what was sent before it: nats-py wrote
+    its PING straight to the socket, ahead of a SUB still waiting for the flusher."""
+    listener = await connect(nats_server.url, "listener", client=client())
+    log = WriteLog(listener._transport)
+    sender = await connect(nats_server.url, "sender")
+    got: list[bytes] = []
+
+    async def note(msg) -> None:
+        got.append(msg.data)
+
+    await listener.subscribe("barrier.x", cb=note)
+    await listener.flush()
+    assert log.written.index(b"SUB barrier.x") < log.written.index(b"PING")
+    await sender.publish("barrier.x", b"first")
+    await sender.flush()
+    for _ in range(100):
+        if got:
+            break
+        await asyncio.sleep(0.01)
+    assert got == [b"first"]
     await sender.close()
     await listener.close()
 
