@@ -35,6 +35,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     """The envelope every event carries."""
 
     category: ClassVar[str]
+    callback: ClassVar[str] = ""  # the tag, kept as a plain class attribute (reading __struct_config__ builds an object)
 
     eventID: str
     callID: CallID
@@ -46,12 +47,13 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 
     @property
     def type(self) -> str:
-        return type(self).__struct_config__.tag
+        return self.callback or type(self).__struct_config__.tag
 
 
 def _event(category: str):
     def register(cls):
         cls.category = category
+        cls.callback = cls.__struct_config__.tag
         return cls
 
     return register

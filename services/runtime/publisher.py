@@ -57,7 +57,7 @@ class _Batch:
     def acknowledge(self, data: bytes, headers: bytes | None) -> None:
         if headers and headers[8:9] == b" ":  # a status message, e.g. 503 no responders
             self.refusal = self.refusal or f"status {headers[9:12].decode(errors='replace')} from the server"
-        else:
+        elif not (data.startswith(b'{"stream":') and b'"error"' not in data):  # not a plain ack: read it
             try:
                 ack = _decode_ack(data)
                 if ack.error is not None:

@@ -82,10 +82,13 @@ def encode_payload(payload: Event | CommandRecord) -> tuple[str, bytes]:
     """The topic and stored bytes of a payload; an event is decoded back first (msgspec
     constructors do not validate: never store what cannot be read back)."""
     if isinstance(payload, CommandRecord):
-        return COMMAND_TOPIC, msgspec.json.encode(payload)
-    state = msgspec.json.encode(payload)
+        return COMMAND_TOPIC, _encode(payload)
+    state = _encode(payload)
     decode_event(state)
     return payload.type, state
+
+
+_encode = msgspec.json.Encoder().encode
 
 
 class InvalidEvent(Exception):
