@@ -23,7 +23,7 @@ class InvalidCommand(ValueError):
     """A rule msgspec cannot express; the message names the field like msgspec does."""
 
 
-class Command(msgspec.Struct, frozen=True, kw_only=True):
+class Command(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     service: ClassVar[str]
     verb: ClassVar[str]
     actor_field: ClassVar[str]

@@ -31,7 +31,7 @@ from schemas.types import (
 )
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
     """The envelope every event carries."""
 
     category: ClassVar[str]

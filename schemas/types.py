@@ -29,14 +29,14 @@ Timestamp = Annotated[
 ]
 
 
-class User(msgspec.Struct, frozen=True, kw_only=True):
+class User(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """ZegoCallUser / ZegoUIKitUser."""
 
     id: UserID
     name: UserName = ""
 
 
-class InvitationUserInfo(msgspec.Struct, frozen=True, kw_only=True):
+class InvitationUserInfo(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """ZegoSignalingPluginInvitationUserInfo."""
 
     userID: UserID
@@ -44,7 +44,7 @@ class InvitationUserInfo(msgspec.Struct, frozen=True, kw_only=True):
     extendedData: str = ""
 
 
-class ZegoUIKitError(msgspec.Struct, frozen=True, kw_only=True):
+class ZegoUIKitError(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The kit's error: code 3-LL-TTT-CCC, a message, and the method that failed."""
 
     code: int
