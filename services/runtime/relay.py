@@ -124,7 +124,7 @@ class Relay:
         # over: then an empty hand-off means nothing to publish, without asking the store
         self._only_handed = False
 
-    HANDED_LIMIT = 50_000  # rows kept in memory at most; beyond, the store has them
+    HANDED_LIMIT = 10_000  # rows kept in memory at most (while the bus is away); beyond, the store has them
 
     def _headers(self, event_id: str) -> bytes:
         if event_id.isalnum() or _PLAIN_ID.fullmatch(event_id):  # our ids: nothing to check or strip
