@@ -5,8 +5,10 @@ together with the command's record; it awaits the returned future after releasin
 lock. A committer task writes everything staged so far in one SQLite transaction (in a
 worker thread, so the next group is decided while this one is fsynced): concurrent
 commands share one commit, and each still gets its answer only once its events are on
-disk. A refusal of the rules (403/409) is staged too, as the onError event for the
-acting user, so a retried command gets the same answer.
+disk. The committed rows go to the relay first, which queues their events on the
+connection at once, so each reply leaves after the events it reports. A refusal of the
+rules (403/409) is staged too, as the onError event for the acting user, so a retried
+command gets the same answer.
 
 If a group fails to commit, every decision staged after it may rest on it, so all of
 them fail (500/409) and the services' state caches drop what those decisions touched.
@@ -64,6 +66,21 @@ class _Staged:
     writes: Writes
     record: CommandRecord
     answer: asyncio.Future
+    outcome: dict[str, Any] | ServiceError  # the answer once committed: a reply, or the refusal to raise
+
+    def settle(self, failure: ServiceError | None = None) -> None:
+        if self.answer.done():  # the caller gave up (cancelled)
+            return
+        outcome = failure or self.outcome
+        if isinstance(outcome, ServiceError):
+            self.answer.set_exception(outcome)
+        else:
+            self.answer.set_result(outcome)
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()  # never "exception never retrieved"
 
 
 class UnitOfWork:
@@ -88,7 +105,6 @@ class UnitOfWork:
         self.lock = asyncio.Lock()
         self._staged: list[_Staged] = []
         self._in_flight: dict[str, asyncio.Future] = {}
-        self._work = asyncio.Event()
         self._committer: asyncio.Task | None = None
         self.groups_committed = 0
 
@@ -148,25 +164,12 @@ class UnitOfWork:
 
     def _queue(self, writes: Writes, record: CommandRecord, outcome: dict[str, Any] | ServiceError) -> asyncio.Future:
         loop = asyncio.get_running_loop()
-        committed = loop.create_future()
         answer = loop.create_future()
-
-        def settle(done: asyncio.Future) -> None:
-            self._in_flight.pop(record.commandID, None)
-            if done.exception() is not None:
-                answer.set_exception(done.exception())
-            elif isinstance(outcome, ServiceError):
-                answer.set_exception(outcome)
-            else:
-                answer.set_result(outcome)
-
-        committed.add_done_callback(settle)
-        self._staged.append(_Staged(writes, record, committed))
+        answer.add_done_callback(_retrieved)
+        self._staged.append(_Staged(writes, record, answer, outcome))
         self._in_flight[record.commandID] = answer
-        self._work.set()
         if self._committer is None or self._committer.done():
             self._committer = loop.create_task(self._commit_groups(), name=f"{self.source.value}-committer")
-        answer.add_done_callback(lambda future: future.exception())  # never "exception never retrieved"
         return answer
 
     async def _commit_groups(self) -> None:
@@ -181,10 +184,13 @@ class UnitOfWork:
                 self._staged = []
                 continue
             self.groups_committed += 1
+            # the relay queues the events on the connection first (handed over and sent at
+            # once), so every reply below leaves after the events it reports
             self.on_written(written)
             self.on_commit([event for staged in group for _, events in staged.writes for event in events])
             for staged in group:
-                staged.answer.set_result(None)
+                self._in_flight.pop(staged.record.commandID, None)
+                staged.settle()
 
     def _fail(self, group: list[_Staged], failure: Exception) -> None:
         error = to_service_error(failure)
@@ -193,8 +199,8 @@ class UnitOfWork:
         for drop in self.on_abort:
             drop(touched)
         for staged in group:
-            if not staged.answer.done():
-                staged.answer.set_exception(error)
+            self._in_flight.pop(staged.record.commandID, None)
+            staged.settle(error)
 
     async def flush(self) -> None:
         """Wait until everything staged so far is committed (or failed)."""

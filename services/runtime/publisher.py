@@ -50,6 +50,7 @@ _decode_ack = msgspec.json.Decoder(_Ack).decode
 class _Batch:
     def __init__(self, token: bytes, size: int):
         self.token = token  # the reply-subject part that marks this batch's acks
+        self.size = size
         self.waiting = size
         self.refusal: str | None = None
         self.done = asyncio.get_running_loop().create_future()
@@ -70,18 +71,24 @@ class _Batch:
 
 
 class StreamPublisher:
-    """Publishes batches of (subject, payload, headers) and waits for every ack."""
+    """Publishes batches of (subject, payload, headers) and waits for every ack.
+
+    `publish` sends a batch and waits for it. `send_now` queues a batch on the connection
+    at once, without awaiting anything (so its frames go out ahead of anything queued
+    after it), and `wait` waits for it later: several batches can be in flight.
+    """
 
     def __init__(self, nc: Client):
         self.nc = nc
-        self._batches = itertools.count()
-        self._current: _Batch | None = None
-        self._one_batch_at_a_time = asyncio.Lock()
+        self._tokens = itertools.count()
+        self._in_flight: dict[bytes, _Batch] = {}
         self._subscription = None
+        self._queue_frames = getattr(nc, "queue_frames", None)
 
     async def start(self) -> "StreamPublisher":
-        self._inbox = self.nc.new_inbox()
-        self._subscription = await sinks.subscribe(self.nc, self._inbox + ".*.*", self._on_message, self._on_frame)
+        if self._subscription is None:
+            self._inbox = self.nc.new_inbox()
+            self._subscription = await sinks.subscribe(self.nc, self._inbox + ".*.*", self._on_message, self._on_frame)
         return self
 
     async def stop(self) -> None:
@@ -93,43 +100,70 @@ class StreamPublisher:
         """Publish every message; return once all are stored (or were already), else raise."""
         if not messages:
             return
-        async with self._one_batch_at_a_time:
-            if self._subscription is None:
-                await self.start()
-            token = str(next(self._batches))
-            batch = self._current = _Batch(token.encode(), len(messages))
-            prefix = f"{self._inbox}.{token}."
-            try:
-                await self._send(messages, prefix)
-                try:
-                    await asyncio.wait_for(asyncio.shield(batch.done), timeout)
-                except asyncio.TimeoutError:
-                    raise PublishRefused(f"{batch.waiting} of {len(messages)} messages not acknowledged "
-                                         f"within {timeout:.1f}s") from None
-            finally:
-                self._current = None
+        await self.start()
+        batch = self._new_batch(len(messages))
+        try:
+            await self._send(messages, batch)
+        except BaseException:
+            self._in_flight.pop(batch.token, None)
+            raise
+        await self.wait(batch, timeout)
+
+    def send_now(self, messages: Sequence[Message]) -> "_Batch | None":
+        """Queue a batch on the connection without awaiting; None when it cannot go now (a plain
+        client, not started, not connected, or the outbound buffer full): use `publish`."""
+        if not messages or self._queue_frames is None or self._subscription is None:
+            return None
+        batch = self._new_batch(len(messages))
+        if not self._queue_frames(self._frames(messages, batch), len(messages),
+                                  sum(len(payload) for _, payload, _ in messages)):
+            self._in_flight.pop(batch.token, None)
+            return None
+        return batch
+
+    async def wait(self, batch: "_Batch", timeout: float) -> None:
+        """Until every message of `batch` is acknowledged; PublishRefused on a refusal or silence."""
+        try:
+            await asyncio.wait_for(asyncio.shield(batch.done), timeout)
+        except asyncio.TimeoutError:
+            raise PublishRefused(f"{batch.waiting} of {batch.size} messages not acknowledged "
+                                 f"within {timeout:.1f}s") from None
+        finally:
+            self._in_flight.pop(batch.token, None)  # late acks of an abandoned batch are dropped
         if batch.refusal is not None:
             raise PublishRefused(batch.refusal)
 
-    async def _send(self, messages: Sequence[Message], prefix: str) -> None:
+    def abandon(self, batch: "_Batch") -> None:
+        """Stop waiting for a batch sent with `send_now` (its late acks are dropped)."""
+        self._in_flight.pop(batch.token, None)
+
+    def _new_batch(self, size: int) -> "_Batch":
+        batch = _Batch(b"%d" % next(self._tokens), size)
+        self._in_flight[batch.token] = batch
+        return batch
+
+    def _frames(self, messages: Sequence[Message], batch: "_Batch") -> bytes:
+        reply = b"%b.%b." % (self._inbox.encode(), batch.token)
+        return b"".join(
+            hpub(subject.encode(), b"%b%d" % (reply, index),
+                 headers if isinstance(headers, bytes) else header_block(headers), payload)
+            for index, (subject, payload, headers) in enumerate(messages))
+
+    async def _send(self, messages: Sequence[Message], batch: "_Batch") -> None:
         publish_frames = getattr(self.nc, "publish_frames", None)
         if publish_frames is None:
+            prefix = f"{self._inbox}.{batch.token.decode()}."
             for index, (subject, payload, headers) in enumerate(messages):
                 if isinstance(headers, bytes):
                     headers = parse_headers(headers)
                 await self.nc.publish(subject, payload, reply=prefix + str(index), headers=headers)
             return
-        reply = prefix.encode()
-        frames = b"".join(
-            hpub(subject.encode(), b"%b%d" % (reply, index),
-                 headers if isinstance(headers, bytes) else header_block(headers), payload)
-            for index, (subject, payload, headers) in enumerate(messages))
-        await publish_frames(frames, len(messages), sum(len(payload) for _, payload, _ in messages))
+        await publish_frames(self._frames(messages, batch), len(messages), sum(len(payload) for _, payload, _ in messages))
 
     def _on_frame(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> bool:
-        batch = self._current
-        # <inbox>.<batch>.<index>: acks of an earlier, abandoned batch are dropped
-        if batch is not None and subject.rsplit(b".", 2)[-2] == batch.token:
+        # <inbox>.<batch>.<index>: acks of an abandoned batch find no batch and are dropped
+        batch = self._in_flight.get(subject.rsplit(b".", 2)[-2])
+        if batch is not None:
             batch.acknowledge(data, headers)
         return True
 

@@ -19,7 +19,7 @@ import os
 import re
 import sqlite3
 from collections import Counter, deque
-from typing import Callable
+from typing import Any, Callable
 
 import msgspec
 from nats.aio.client import Client
@@ -94,6 +94,10 @@ def _position_in_table(sqlite_path: str, name: str) -> int:
 
 
 class Relay:
+    """Publishes the store's events in order; live, it sends each group commit's events the
+    moment they are handed over (`take`), before the commands' replies are queued, and keeps
+    several batches in flight; any failure drops back to publishing from the store."""
+
     def __init__(
         self,
         store: EventStore,
@@ -118,11 +122,15 @@ class Relay:
         self._wakeup = asyncio.Event()
         self._on_published = on_published or (lambda callback, count: None)
         self._on_error = on_error or (lambda: None)
-        self.published_position = position.get()
+        self.published_position = position.get()  # acknowledged by the stream
         self._handed: deque[WrittenRow] = deque()
         # True once the store had nothing after the position and every row since was handed
         # over: then an empty hand-off means nothing to publish, without asking the store
         self._only_handed = False
+        # live: batches sent by `take`, awaiting their acks in order (end position, batch, callbacks)
+        self._live = False
+        self._sent_position = self.published_position
+        self._in_flight: deque[tuple[int, Any, Counter]] = deque()
 
     HANDED_LIMIT = 10_000  # rows kept in memory at most (while the bus is away); beyond, the store has them
 
@@ -136,8 +144,11 @@ class Relay:
         if len(self._handed) + len(rows) > self.HANDED_LIMIT:
             self._handed.clear()
             self._only_handed = False
+            self._go_offline()
             return
         self._handed.extend(rows)
+        if self._live:
+            self._send_handed()
 
     def wake(self) -> None:
         """Tell the relay that new events were committed."""
@@ -150,11 +161,19 @@ class Relay:
         backoff = 0.1
         while True:
             try:
-                moved = await self.publish_pending()
+                await self._publisher.start()  # (once) the acks' subscription, before going live
+                if self._in_flight:
+                    await self._settle_oldest()
+                    moved = True
+                else:
+                    moved = await self.publish_pending()
+                    if not moved and self._only_handed and not self._live:
+                        self._go_live()
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # the bus is down or refused: retry the same batch
+            except Exception as error:  # the bus is down or refused: publish again from the position
+                self._go_offline()
                 self._on_error()
                 log.warning("relay publish failed, retrying in %.1fs: %s", backoff, error)
                 await asyncio.sleep(backoff)
@@ -168,32 +187,90 @@ class Relay:
                     pass
 
     async def publish_pending(self) -> bool:
-        """Publish one batch after the current position; False when there was nothing."""
-        batch = self._handed_batch()
+        """Publish one batch after the acknowledged position and wait for it; False when there was nothing."""
+        batch = self._handed_batch(self.published_position)
         if batch is None and not self._only_handed:
             batch = self._store_batch()
         if batch is None:
             return False
         page, end = batch
-        messages, callbacks = [], Counter()
-        for subject, state, event_id, callback in page:
-            messages.append((subject, state, self._headers(event_id)))
-            callbacks[callback] += 1
+        messages, callbacks = self._messages(page)
         await self._publisher.publish(messages, self._ack_timeout)
+        self._acknowledged(end, callbacks)
+        return True
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Publish everything committed so far (used on shutdown and in tests)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            while self._in_flight and asyncio.get_running_loop().time() < deadline:
+                await self._settle_oldest()
+        finally:
+            self._go_offline()
+        while self.backlog() and asyncio.get_running_loop().time() < deadline:
+            if not await self.publish_pending():
+                break
+
+    # --- live ----------------------------------------------------------------------------
+    def _go_live(self) -> None:
+        self._live = True
+        self._sent_position = self.published_position
+        self._send_handed()
+
+    def _go_offline(self) -> None:
+        """Forget the batches in flight: whatever they stored, publishing again from the
+        acknowledged position stores nothing twice (`Nats-Msg-Id`)."""
+        self._live = False
+        for _, sent, _ in self._in_flight:
+            if sent is not None:
+                self._publisher.abandon(sent)
+        self._in_flight.clear()
+        self._sent_position = self.published_position
+
+    def _send_handed(self) -> None:
+        while (batch := self._handed_batch(self._sent_position)) is not None:
+            page, end = batch
+            messages, callbacks = self._messages(page)
+            sent = self._publisher.send_now(messages) if messages else None
+            if messages and sent is None:  # the connection cannot take it now: the run loop publishes it
+                self._live = False
+                break
+            self._in_flight.append((end, sent, callbacks))
+            self._sent_position = end
+        self._wakeup.set()
+
+    async def _settle_oldest(self) -> None:
+        end, sent, callbacks = self._in_flight[0]
+        if sent is not None:
+            await self._publisher.wait(sent, self._ack_timeout)
+        if self._in_flight and self._in_flight[0][0] == end:
+            self._in_flight.popleft()
+            self._acknowledged(end, callbacks)
+
+    # --- batches ---------------------------------------------------------------------------
+    def _acknowledged(self, end: int, callbacks: Counter) -> None:
         for callback, count in callbacks.items():
             self._on_published(callback, count)
         self.published_position = end
         self._position.set(end)
-        return True
 
-    def _handed_batch(self) -> _Batch | None:
-        """The next batch from the handed-off rows, if they continue the position without a gap
-        (they stay handed until published: a refused batch is published again from memory)."""
-        handed, start = self._handed, self.published_position
-        while handed and handed[0].id <= start:
+    def _messages(self, page: list[tuple[str, bytes, str, str]]) -> tuple[list, Counter]:
+        messages, callbacks = [], Counter()
+        for subject, state, event_id, callback in page:
+            messages.append((subject, state, self._headers(event_id)))
+            callbacks[callback] += 1
+        return messages, callbacks
+
+    def _handed_batch(self, start: int) -> _Batch | None:
+        """The next batch after `start` from the handed-off rows, if they continue it without a
+        gap (rows stay handed until acknowledged: a refused batch is published again from memory)."""
+        handed = self._handed
+        while handed and handed[0].id <= self.published_position:
             handed.popleft()
         position, page = start, []
         for row in handed:
+            if row.id <= start:
+                continue
             if row.id != position + 1 or position - start == self._batch_size:
                 break
             position = row.id
@@ -203,7 +280,8 @@ class Relay:
                     category_of(event.type, event.source), event.type, event.callID, event.recipient)
                 page.append((subject, row.state, event.eventID, event.type))
         if position == start:
-            self._only_handed = self._only_handed and not handed  # a gap: the store has rows we lack
+            if handed and handed[-1].id > start:
+                self._only_handed = False  # a gap: the store has rows we lack
             return None
         return page, position
 
@@ -220,10 +298,3 @@ class Relay:
                     category_of(head.type, head.source), head.type, head.callID, head.recipient)
                 page.append((subject, note.state, head.eventID, head.type))
         return page, rows[-1].id
-
-    async def drain(self, timeout: float = 5.0) -> None:
-        """Publish everything committed so far (used on shutdown and in tests)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self.backlog() and asyncio.get_running_loop().time() < deadline:
-            if not await self.publish_pending():
-                break

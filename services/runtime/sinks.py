@@ -60,6 +60,21 @@ class SinkClient(Client):
         if self._flush_queue is not None and self._flush_queue.empty():
             await self._flush_pending()
 
+    def queue_frames(self, frames: bytes, messages: int = 1, payload_bytes: int = 0) -> bool:
+        """Queue ready-made frames now, without awaiting (they go out ahead of anything queued
+        later); False, with nothing queued, when the connection cannot take them at once."""
+        if (not self.is_connected or self.is_draining_pubs or self._flush_queue is None
+                or self._flusher_task is None or self._flusher_task.done()
+                or (self._max_pending_size > 0 and len(frames) + self._pending_data_size > self._max_pending_size)):
+            return False
+        self.stats["out_msgs"] += messages
+        self.stats["out_bytes"] += payload_bytes
+        self._pending.append(frames)
+        self._pending_data_size += len(frames)
+        if self._flush_queue.empty():
+            self._flush_queue.put_nowait(asyncio.get_running_loop().create_future())
+        return True
+
     async def _send_ping(self, future: asyncio.Future | None = None) -> None:
         """PING in line with what is pending: nats-py writes it to the socket at once, ahead of
         a SUB still waiting for the flusher, so `flush()` could return before the server had
@@ -105,7 +120,7 @@ HOOK_FITS = list(inspect.signature(Client._process_msg).parameters) == [
     "self", "sid", "subject", "reply", "data", "headers"] and all(
     hasattr(Client(), name) for name in ("_flusher", "_flush_queue", "_pending", "_pending_data_size", "_transport",
                                          "_ps", "_send_command", "_flush_pending", "_max_pending_size",
-                                         "_send_ping", "_pongs"))
+                                         "_send_ping", "_pongs", "_flusher_task"))
 
 
 def new_client(flush_interval: float = 0.0) -> Client:

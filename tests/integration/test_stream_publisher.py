@@ -93,7 +93,37 @@ async def test_silence_fails_after_the_timeout_and_late_acks_are_ignored(nc):
     assert await stored(nc) == 2
 
 
-async def test_concurrent_batches_are_published_one_after_the_other(nc):
+async def test_concurrent_batches_are_each_acknowledged(nc):
     publisher = await StreamPublisher(nc).start()
     await asyncio.gather(*(publisher.publish(batch(range(start, start + 50)), timeout=5) for start in range(0, 300, 50)))
     assert await stored(nc) == 300
+
+
+async def test_batches_sent_now_fly_together_and_are_stored_in_order(nc):
+    publisher = await StreamPublisher(nc).start()
+    sent = [publisher.send_now(batch(range(start, start + 40))) for start in range(0, 200, 40)]
+    if not isinstance(nc, SinkClient):
+        assert sent == [None] * 5  # nats-py's own client has no way to queue frames without awaiting
+        return
+    assert all(one is not None for one in sent)
+    for one in sent:
+        await publisher.wait(one, timeout=5)
+    assert await stored(nc) == 200
+    assert (await nc.jetstream().get_msg(STREAM, 200)).data == b"payload 199"
+    assert publisher._in_flight == {}
+
+
+async def test_a_batch_sent_now_and_refused_fails_only_its_wait(nc):
+    publisher = await StreamPublisher(nc).start()
+    refused = publisher.send_now(batch([0], stream="ANOTHER"))
+    if refused is None:
+        return
+    fine = publisher.send_now(batch([1]))
+    with pytest.raises(PublishRefused, match="expected stream"):
+        await publisher.wait(refused, timeout=5)
+    await publisher.wait(fine, timeout=5)
+    assert await stored(nc) == 1
+
+
+async def test_a_publisher_not_started_cannot_send_now(nc):
+    assert StreamPublisher(nc).send_now(batch([0])) is None
