@@ -5,12 +5,14 @@ publishes the stored bytes unchanged. Alongside them, each handled command leave
 `CommandRecord` (its own one-event stream) in the same transaction: that is what makes
 a retried `commandID` return the first result, and two concurrent copies of one command
 collide on the store's primary key instead of both writing.
+
+On a SQLite file the hot reads and the group commit use plain connections
+(`sqlite_files`); eventsourcing creates the tables and serves every other backend.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta
 from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple, Sequence
 
@@ -19,6 +21,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Mapper, Notification, StoredEvent
 
 from schemas.events import BY_NAME, Event, decode_event
+from services.runtime.sqlite_files import SQLiteReader, SQLiteWriter, StoredRow, shift
 
 COMMAND_TOPIC = "ringlog:CommandRecord"
 
@@ -120,8 +123,8 @@ class EventStore:
         self.app: Application = app_class(env=settings)
         self.recorder = self.app.recorder
         self._mapper = self.app.mapper
-        self._reader = _SQLiteReader.for_recorder(self.recorder)
-        self._writer = _SQLiteWriter.for_recorder(self.recorder, float(settings["SQLITE_LOCK_TIMEOUT"]))
+        self._reader = SQLiteReader.for_recorder(self.recorder)
+        self._writer = SQLiteWriter.for_recorder(self.recorder, float(settings["SQLITE_LOCK_TIMEOUT"]))
 
     def load(self, stream: str) -> list[Event]:
         if self._reader is not None:
@@ -192,11 +195,11 @@ class EventStore:
         follows recent activity, not the size of the history.
         """
         if self._reader is not None:
-            return self._reader.recent_streams(topic, window_seconds)
+            return self._reader.recent_streams(topic, window_seconds, COMMAND_TOPIC)
         events = [event for _, event in self.events_since(0)]
         if not events:
             return []
-        cutoff = _shift(events[-1].occurredAt, -window_seconds)  # from the newest event, as the reader does
+        cutoff = shift(events[-1].occurredAt, -window_seconds)  # from the newest event, as the reader does
         return list(dict.fromkeys(event.callID for event in events if event.type == topic and event.occurredAt >= cutoff))
 
     def events_since(self, after: int = 0, batch: int = 1000) -> Iterable[tuple[int, Event]]:
@@ -219,131 +222,3 @@ class EventStore:
 
 
 _decode_record = msgspec.json.Decoder(CommandRecord).decode
-
-
-class _When(msgspec.Struct):
-    occurredAt: str = ""
-
-
-_decode_when = msgspec.json.Decoder(_When).decode
-
-
-def _occurred_at(state: bytes) -> str:
-    return _decode_when(state).occurredAt
-
-
-def _shift(timestamp: str, seconds: float) -> str:
-    """An occurredAt string moved by `seconds` (same format, so strings compare in time order)."""
-    moment = datetime.fromisoformat(timestamp) + timedelta(seconds=seconds)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-class StoredRow(NamedTuple):
-    """A row of the notification log, as the relay and the views read it."""
-
-    id: int
-    topic: str
-    state: bytes
-
-
-class _SQLiteReader:
-    """The hot read path (one stream's rows) on a plain connection to the recorder's SQLite file.
-
-    eventsourcing's own `get` costs ~120 us per call through its pool and mapper; this
-    costs ~10 us. Writes, and every other backend (PostgreSQL), go through eventsourcing.
-    """
-
-    def __init__(self, path: str, table: str):
-        self._db = sqlite3.connect(path, uri=True, check_same_thread=False, isolation_level=None)
-        self._table = table
-        self._query = f"SELECT state FROM {table} WHERE originator_id=? ORDER BY originator_version"
-        self._rows_query = f"SELECT rowid, topic, state FROM {table} WHERE rowid>? ORDER BY rowid LIMIT ?"
-
-    @classmethod
-    def for_recorder(cls, recorder) -> "_SQLiteReader | None":
-        datastore = getattr(recorder, "datastore", None)
-        pool = getattr(datastore, "pool", None)
-        if pool is None or not hasattr(pool, "db_name") or pool.is_sqlite_memory_mode:
-            return None
-        return cls(pool.db_name, recorder.events_table_name)
-
-    def recent_streams(self, topic: str, window_seconds: float) -> list[str]:
-        newest = self._db.execute(
-            f"SELECT state FROM {self._table} WHERE topic != ? ORDER BY rowid DESC LIMIT 1", (COMMAND_TOPIC,)
-        ).fetchone()
-        if newest is None:
-            return []
-        cutoff = _shift(_occurred_at(newest[0]), -window_seconds)
-        streams: dict[str, None] = {}
-        rows = self._db.execute(f"SELECT originator_id, state FROM {self._table} WHERE topic=? ORDER BY rowid DESC", (topic,))
-        for stream, state in rows:
-            if _occurred_at(state) < cutoff:
-                break
-            streams[stream] = None
-        return list(streams)[::-1]
-
-    def rows_after(self, after: int, limit: int) -> list[StoredRow]:
-        rows = self._db.execute(self._rows_query, (after, limit))
-        return [StoredRow(*row) for row in rows]
-
-    def states(self, stream: str) -> list[bytes]:
-        return [row[0] for row in self._db.execute(self._query, (stream,))]
-
-    def close(self) -> None:
-        self._db.close()
-
-
-class _SQLiteWriter:
-    """Group commits on a plain connection to the recorder's SQLite file: `BEGIN IMMEDIATE`,
-    one multi-row INSERT per 200 rows, `COMMIT` (fsynced: synchronous=FULL).
-
-    The commit runs in a worker thread while the event loop keeps deciding, and Python's
-    sqlite3 releases the GIL around every statement step. Row by row (eventsourcing's
-    insert) the thread had to win the GIL back after every row from a busy loop, and a
-    10-row group took ~2 ms; three steps a group take a third of that
-    (docs/performance.md, fourth round). Same table and rows as eventsourcing's recorder.
-    """
-
-    CHUNK = 200
-
-    def __init__(self, path: str, table: str, timeout: float):
-        self._db = sqlite3.connect(path, timeout=timeout, uri=True, check_same_thread=False,
-                                   isolation_level=None, cached_statements=256)
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._table = table
-        self._statements: dict[int, str] = {}
-
-    @classmethod
-    def for_recorder(cls, recorder, timeout: float) -> "_SQLiteWriter | None":
-        datastore = getattr(recorder, "datastore", None)
-        pool = getattr(datastore, "pool", None)
-        if pool is None or not hasattr(pool, "db_name") or pool.is_sqlite_memory_mode:
-            return None
-        return cls(pool.db_name, recorder.events_table_name, timeout)
-
-    def _statement(self, rows: int) -> str:
-        statement = self._statements.get(rows)
-        if statement is None:
-            statement = self._statements[rows] = (
-                f"INSERT INTO {self._table} (originator_id, originator_version, topic, state) VALUES "
-                + ",".join(["(?,?,?,?)"] * rows))
-        return statement
-
-    def insert(self, rows: Sequence[tuple[str, int, str, bytes]]) -> int:
-        """Insert every row in one transaction; the rowid of the first (the rest follow it:
-        a new row's rowid is one more than the table's largest, and the write lock is ours)."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for start in range(0, len(rows), self.CHUNK):
-                chunk = rows[start:start + self.CHUNK]
-                last = db.execute(self._statement(len(chunk)), [value for row in chunk for value in row]).lastrowid
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        return last - len(rows) + 1
-
-    def close(self) -> None:
-        self._db.close()
