@@ -439,7 +439,7 @@ def preload(data_dir: Path, nats_url: str | None, *, calls: int, seed: int = 1, 
     """Write `calls` finished calls into the three stores under `data_dir` and (with a URL)
     publish them to the stream; set each relay's position to its store's end."""
     from services.runtime.config import Settings
-    from services.runtime.relay import RelayPosition
+    from services.runtime.relay_position import RelayPosition
     from services.runtime.store import EventStore
 
     started = time.perf_counter()

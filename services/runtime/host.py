@@ -21,7 +21,8 @@ from services.runtime.endpoints import CommandEndpoints, CommandRoute
 from services.runtime.event_metrics import CommitObservers
 from services.runtime.handling import UnitOfWork
 from services.runtime.metrics import ServiceMetrics
-from services.runtime.relay import Relay, RelayPosition
+from services.runtime.relay import Relay
+from services.runtime.relay_position import RelayPosition
 from services.runtime.store import EventStore
 
 log = logging.getLogger(__name__)

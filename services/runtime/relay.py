@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import sqlite3
 from collections import Counter, deque
 from typing import Any, Callable
 
@@ -27,6 +25,7 @@ from nats.aio.client import Client
 from schemas.events import BY_NAME, category_of
 from schemas.subjects import STREAM_NAME, Subjects
 from services.runtime.publisher import StreamPublisher
+from services.runtime.relay_position import RelayPosition
 from services.runtime.store import EventStore, WrittenRow
 from services.runtime.wire import header_block
 
@@ -48,49 +47,6 @@ _HEADERS = header_block({"Nats-Msg-Id": "%b", "Nats-Expected-Stream": STREAM_NAM
 _PLAIN_ID = re.compile(r"[0-9A-Za-z_-]+")
 # a batch to publish: (subject, stored bytes, eventID, callback) per event, and the position it ends at
 _Batch = tuple[list[tuple[str, bytes, str, str]], int]
-
-
-class RelayPosition:
-    """The last store position the relay has seen acknowledged by the stream.
-
-    A hint, kept in a small file beside the store (`<store>.relay-<name>`): one `pwrite`
-    per published batch, no fsync, no SQLite transaction. Losing its last updates (only a
-    machine crash can: the page cache survives a killed process) re-publishes those
-    events, which the stream drops as duplicates. A store from before this file existed
-    kept the position in its `ringlog_relay` table: it is read once from there.
-    """
-
-    _SIZE = 8
-
-    def __init__(self, sqlite_path: str, name: str):
-        self._path = f"{sqlite_path}.relay-{name}"
-        fresh = not os.path.exists(self._path)
-        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        if fresh:
-            self.set(_position_in_table(sqlite_path, name))
-
-    def get(self) -> int:
-        data = os.pread(self._fd, self._SIZE, 0)
-        return int.from_bytes(data, "little") if len(data) == self._SIZE else 0
-
-    def set(self, position: int) -> None:
-        os.pwrite(self._fd, position.to_bytes(self._SIZE, "little"), 0)
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
-def _position_in_table(sqlite_path: str, name: str) -> int:
-    if not os.path.exists(sqlite_path):
-        return 0
-    db = sqlite3.connect(sqlite_path)
-    try:
-        row = db.execute("SELECT position FROM ringlog_relay WHERE name=?", (name,)).fetchone()
-    except sqlite3.OperationalError:  # no such table
-        row = None
-    finally:
-        db.close()
-    return row[0] if row else 0
 
 
 class Relay:
@@ -147,7 +103,15 @@ class Relay:
             self._go_offline()
             return
         self._handed.extend(rows)
-        if self._live:
+        if not self._live or not rows:
+            return
+        if rows[0].id == self._sent_position + 1 and rows[-1].id - rows[0].id == len(rows) - 1:
+            for start in range(0, len(rows), self._batch_size):  # the usual case: just these rows
+                chunk = rows[start:start + self._batch_size]
+                if not self._send(self._page(chunk), chunk[-1].id):
+                    break
+            self._wakeup.set()
+        else:
             self._send_handed()
 
     def wake(self) -> None:
@@ -229,15 +193,20 @@ class Relay:
 
     def _send_handed(self) -> None:
         while (batch := self._handed_batch(self._sent_position)) is not None:
-            page, end = batch
-            messages, callbacks = self._messages(page)
-            sent = self._publisher.send_now(messages) if messages else None
-            if messages and sent is None:  # the connection cannot take it now: the run loop publishes it
-                self._live = False
+            if not self._send(*batch):
                 break
-            self._in_flight.append((end, sent, callbacks))
-            self._sent_position = end
         self._wakeup.set()
+
+    def _send(self, page: list[tuple[str, bytes, str, str]], end: int) -> bool:
+        """Queue a batch on the connection now; False (and no longer live) when it cannot take it."""
+        messages, callbacks = self._messages(page)
+        sent = self._publisher.send_now(messages) if messages else None
+        if messages and sent is None:  # the run loop publishes it instead
+            self._live = False
+            return False
+        self._in_flight.append((end, sent, callbacks))
+        self._sent_position = end
+        return True
 
     async def _settle_oldest(self) -> None:
         end, sent, callbacks = self._in_flight[0]
@@ -253,6 +222,9 @@ class Relay:
             self._on_published(callback, count)
         self.published_position = end
         self._position.set(end)
+        handed = self._handed
+        while handed and handed[0].id <= end:
+            handed.popleft()
 
     def _messages(self, page: list[tuple[str, bytes, str, str]]) -> tuple[list, Counter]:
         messages, callbacks = [], Counter()
@@ -267,23 +239,30 @@ class Relay:
         handed = self._handed
         while handed and handed[0].id <= self.published_position:
             handed.popleft()
-        position, page = start, []
+        position, rows = start, []
         for row in handed:
             if row.id <= start:
                 continue
             if row.id != position + 1 or position - start == self._batch_size:
                 break
             position = row.id
-            if row.topic in BY_NAME:
-                event = row.payload
-                subject = self._subjects.event_subject(
-                    category_of(event.type, event.source), event.type, event.callID, event.recipient)
-                page.append((subject, row.state, event.eventID, event.type))
+            rows.append(row)
         if position == start:
             if handed and handed[-1].id > start:
                 self._only_handed = False  # a gap: the store has rows we lack
             return None
-        return page, position
+        return self._page(rows), position
+
+    def _page(self, rows: list[WrittenRow]) -> list[tuple[str, bytes, str, str]]:
+        page = []
+        for row in rows:
+            if row.topic in BY_NAME:
+                event = row.payload
+                callback = event.type
+                subject = self._subjects.event_subject(
+                    category_of(callback, event.source), callback, event.callID, event.recipient)
+                page.append((subject, row.state, event.eventID, callback))
+        return page
 
     def _store_batch(self) -> _Batch | None:
         rows = self._store.notifications(self.published_position, self._batch_size)

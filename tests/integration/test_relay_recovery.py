@@ -11,7 +11,8 @@ import nats
 
 from schemas.subjects import Subjects
 from services.runtime.bus import ensure_stream
-from services.runtime.relay import Relay, RelayPosition
+from services.runtime.relay import Relay
+from services.runtime.relay_position import RelayPosition
 from services.runtime.store import EventStore
 from tests.integration.harness import SECRET, token
 

@@ -13,7 +13,7 @@ from services.invitation import domain as invitation_domain
 from services.room import domain as room_domain
 from services.room.service import abandon_command_id
 from services.runtime.handling import internal_command_id
-from services.runtime.relay import RelayPosition
+from services.runtime.relay_position import RelayPosition
 from services.runtime.store import EventStore
 
 NOW = datetime(2026, 1, 2, 12, 0, tzinfo=timezone.utc)

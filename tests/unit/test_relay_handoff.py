@@ -6,7 +6,8 @@ import pytest
 
 from schemas.subjects import Subjects
 from services.runtime.publisher import PublishRefused
-from services.runtime.relay import Relay, RelayPosition
+from services.runtime.relay import Relay
+from services.runtime.relay_position import RelayPosition
 from services.runtime.store import CommandRecord, EventStore
 from tests.unit.test_event_store import accepted, sent
 

@@ -2,7 +2,7 @@
 
 import sqlite3
 
-from services.runtime.relay import RelayPosition
+from services.runtime.relay_position import RelayPosition
 
 
 def test_a_new_position_is_zero_and_survives_reopening(tmp_path):
