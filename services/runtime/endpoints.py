@@ -126,10 +126,8 @@ class CommandEndpoints:
         publish_frames = getattr(self._nc, "publish_frames", None)
         if publish_frames is None:
             await self._nc.publish(reply, payload, headers={"Content-Type": "application/json"})
-            return
-        frame = hpub(reply.encode(), b"", _JSON_HEADERS, payload)
-        if not self._nc.queue_frames(frame, 1, len(payload)):  # not connected now: nats-py's path
-            await publish_frames(frame, 1, len(payload))
+        else:
+            await publish_frames(hpub(reply.encode(), b"", _JSON_HEADERS, payload), 1, len(payload))
 
     async def execute(self, route: CommandRoute, data: bytes, headers: dict[str, str] | None) -> dict[str, Any]:
         user_id = user_from_headers(headers, self.secret)

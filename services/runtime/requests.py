@@ -116,9 +116,7 @@ class Requests:
             self._sweeper = loop.create_task(self._sweep())
         try:
             if self._publish_frames is not None:
-                frame = self._frame(subject, data, self._inbox + token, headers)
-                if not self.nc.queue_frames(frame, 1, len(data)):  # not connected now: nats-py's path
-                    await self._publish_frames(frame, 1, len(data))
+                await self._publish_frames(self._frame(subject, data, self._inbox + token, headers), 1, len(data))
             else:
                 await self.nc.publish(subject, data, reply=(self._inbox + token).decode(), headers=headers)
             return await future

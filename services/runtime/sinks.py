@@ -46,7 +46,10 @@ class SinkClient(Client):
         self._ps = FrameParser(self)
 
     async def publish_frames(self, frames: bytes, messages: int = 1, payload_bytes: int = 0) -> None:
-        """Queue ready-made PUB/HPUB frames (`wire.hpub`), as `publish` queues its own."""
+        """Queue ready-made PUB/HPUB frames (`wire.hpub`), as `publish` queues its own (at once
+        when connected, else the way nats-py buffers while reconnecting)."""
+        if self.queue_frames(frames, messages, payload_bytes):
+            return
         if self.is_closed:
             raise errors.ConnectionClosedError
         if self.is_draining_pubs:
