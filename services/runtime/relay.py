@@ -46,7 +46,7 @@ _decode_head = msgspec.json.Decoder(_Head).decode
 _HEADERS = header_block({"Nats-Msg-Id": "%b", "Nats-Expected-Stream": STREAM_NAME})  # %b: the eventID
 _PLAIN_ID = re.compile(r"[0-9A-Za-z_-]+")
 # a batch to publish: (subject, stored bytes, eventID, callback) per event, and the position it ends at
-_Batch = tuple[list[tuple[str, bytes, str, str]], int]
+_Page = tuple[list[tuple[str, bytes, str, str]], int]
 
 
 class Relay:
@@ -233,7 +233,7 @@ class Relay:
             callbacks[callback] += 1
         return messages, callbacks
 
-    def _handed_batch(self, start: int) -> _Batch | None:
+    def _handed_batch(self, start: int) -> _Page | None:
         """The next batch after `start` from the handed-off rows, if they continue it without a
         gap (rows stay handed until acknowledged: a refused batch is published again from memory)."""
         handed = self._handed
@@ -264,7 +264,7 @@ class Relay:
                 page.append((subject, row.state, event.eventID, callback))
         return page
 
-    def _store_batch(self) -> _Batch | None:
+    def _store_batch(self) -> _Page | None:
         rows = self._store.notifications(self.published_position, self._batch_size)
         if not rows:
             self._only_handed = True  # caught up: from now on every new row is handed over

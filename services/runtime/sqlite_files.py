@@ -31,6 +31,14 @@ def shift(timestamp: str, seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def sqlite_file_of(recorder) -> str | None:
+    """The SQLite file an eventsourcing recorder writes; None for in-memory SQLite or another backend."""
+    pool = getattr(getattr(recorder, "datastore", None), "pool", None)
+    if pool is None or not hasattr(pool, "db_name") or pool.is_sqlite_memory_mode:
+        return None
+    return pool.db_name
+
+
 class StoredRow(NamedTuple):
     """A row of the notification log, as the relay and the views read it."""
 
@@ -54,11 +62,8 @@ class SQLiteReader:
 
     @classmethod
     def for_recorder(cls, recorder) -> "SQLiteReader | None":
-        datastore = getattr(recorder, "datastore", None)
-        pool = getattr(datastore, "pool", None)
-        if pool is None or not hasattr(pool, "db_name") or pool.is_sqlite_memory_mode:
-            return None
-        return cls(pool.db_name, recorder.events_table_name)
+        path = sqlite_file_of(recorder)
+        return cls(path, recorder.events_table_name) if path else None
 
     def recent_streams(self, topic: str, window_seconds: float, not_an_event: str) -> list[str]:
         """Streams with a `topic` row within `window_seconds` before the newest event (rows of
@@ -110,11 +115,8 @@ class SQLiteWriter:
 
     @classmethod
     def for_recorder(cls, recorder, timeout: float) -> "SQLiteWriter | None":
-        datastore = getattr(recorder, "datastore", None)
-        pool = getattr(datastore, "pool", None)
-        if pool is None or not hasattr(pool, "db_name") or pool.is_sqlite_memory_mode:
-            return None
-        return cls(pool.db_name, recorder.events_table_name, timeout)
+        path = sqlite_file_of(recorder)
+        return cls(path, recorder.events_table_name, timeout) if path else None
 
     def _statement(self, rows: int) -> str:
         statement = self._statements.get(rows)

@@ -122,7 +122,6 @@ class EventStore:
         app_class = type(f"{service.title().replace('-', '')}Store", (Application,), {"name": service.upper().replace("-", "_")})
         self.app: Application = app_class(env=settings)
         self.recorder = self.app.recorder
-        self._mapper = self.app.mapper
         self._reader = SQLiteReader.for_recorder(self.recorder)
         self._writer = SQLiteWriter.for_recorder(self.recorder, float(settings["SQLITE_LOCK_TIMEOUT"]))
 
