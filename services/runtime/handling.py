@@ -2,10 +2,12 @@
 
 A handler takes `uow.lock`, loads state, calls the pure `decide`, and *stages* the events
 together with the command's record; it awaits the returned future after releasing the
-lock. A committer task writes everything staged so far in one SQLite transaction (in a
-worker thread, so the next group is decided while this one is fsynced): concurrent
+lock. A committer task, which runs once the loop has staged what its last read brought,
+writes everything staged so far in one SQLite transaction, on the loop: concurrent
 commands share one commit, and each still gets its answer only once its events are on
-disk. The committed rows go to the relay first, which queues their events on the
+disk. Commands that arrive during the fsync wait in the socket and form the next group
+(a worker thread cost each group two wake-ups and lost throughput, docs/performance.md
+step 29). The committed rows go to the relay first, which queues their events on the
 connection at once, so each reply leaves after the events it reports. A refusal of the
 rules (403/409) is staged too, as the onError event for the acting user, so a retried
 command gets the same answer.
@@ -177,8 +179,7 @@ class UnitOfWork:
             group, self._staged = self._staged, []
             items = [(staged.writes, staged.record) for staged in group]
             try:
-                # encoding on the loop, only the transaction in the worker thread (store.py)
-                written = await asyncio.to_thread(self.store.write_group, self.store.prepare_group(items))
+                written = self.store.write_group(self.store.prepare_group(items))
             except Exception as failure:
                 self._fail(group + self._staged, failure)
                 self._staged = []

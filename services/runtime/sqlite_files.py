@@ -97,11 +97,10 @@ class SQLiteWriter:
     """Group commits on a plain connection to the recorder's SQLite file: `BEGIN IMMEDIATE`,
     one multi-row INSERT per 200 rows, `COMMIT` (fsynced: synchronous=FULL).
 
-    The commit runs in a worker thread while the event loop keeps deciding, and Python's
-    sqlite3 releases the GIL around every statement step. Row by row (eventsourcing's
-    insert) the thread had to win the GIL back after every row from a busy loop, and a
-    10-row group took ~2 ms; three steps a group take a third of that
-    (docs/performance.md, fourth round). Same table and rows as eventsourcing's recorder.
+    Three statements a group, where eventsourcing's insert runs one per row: each step
+    releases and retakes the GIL, which a busy loop made cost ~0.2 ms a row when commits
+    ran in a worker thread (docs/performance.md, steps 21 and 29). Same table and rows as
+    eventsourcing's recorder.
     """
 
     CHUNK = 200

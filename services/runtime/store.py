@@ -146,7 +146,7 @@ class EventStore:
         return [row.id for row in self.write_group(self.prepare_group(group))]
 
     def prepare_group(self, group: Sequence[tuple[Iterable[tuple[str, Sequence[Event]]], CommandRecord | None]]) -> PreparedGroup:
-        """Encode and check a group's rows (the CPU part of a commit, kept off the writing thread)."""
+        """Encode and check a group's rows (refused here, before the transaction starts)."""
         prepared = PreparedGroup([], [])
         try:
             for writes, record in group:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import datetime, timezone
 
@@ -87,6 +88,16 @@ async def test_a_change_costs_one_commit_and_a_repeat_touches_nothing(store):
     changed = await service.report(report("c3", camera=False))
     assert len(changed["eventIDs"]) == 1
     assert calls == ["command_record", "prepare_group", "write_group"]  # state from memory: no load
+
+
+async def test_commands_that_arrive_together_share_one_commit(store):
+    service = make_service(store)
+    calls = service.uow.store.calls
+    replies = await asyncio.gather(*(service.report(report(f"c{n}", call_id=f"call-{n}", camera=True))
+                                     for n in range(5)))
+    assert [len(reply["eventIDs"]) for reply in replies] == [1] * 5
+    assert calls.count("write_group") == 1 and service.uow.groups_committed == 1
+    assert all(store.command_record(f"c{n}") is not None for n in range(5))  # answered once on disk
 
 
 async def test_a_retry_gets_the_first_answer_even_after_a_restart(store):
