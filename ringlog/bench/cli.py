@@ -52,11 +52,24 @@ def cmd_flows(args: argparse.Namespace) -> int:
     figures = {key: median([run[key] for run in runs]) for key in keys}
     for breakdown in ("cmd_p99_ms_by_command", "full_load_cpu_percent"):  # medians per entry
         figures[breakdown] = {name: median([run[breakdown].get(name, 0.0) for run in runs]) for name in runs[0][breakdown]}
+    figures.update(disk_figures(runs))
     figures.update({"lost": sum(run["lost"] for run in runs), "duplicated": sum(run["duplicated"] for run in runs),
                     "failed_flows": sum(run["failed_flows"] for run in runs), "runs": args.runs,
                     "events_per_flow": EVENTS_PER_FLOW, "concurrency": args.concurrency})
     report("bench flows: calls through invitation, room and device services (medians of runs)", figures, args.json)
     return 0 if figures["lost"] == 0 and figures["duplicated"] == 0 else 1
+
+
+def disk_figures(runs: list[dict]) -> dict:
+    """The disk probe's figures over runs: median p50/p99, the worst wait, every stall."""
+    measured = [run for run in runs if run.get("disk_fsyncs")]
+    if not measured:
+        return {}
+    return {"disk_fsyncs": sum(run["disk_fsyncs"] for run in measured),
+            "disk_fsync_p50_ms": median([run["disk_fsync_p50_ms"] for run in measured]),
+            "disk_fsync_p99_ms": median([run["disk_fsync_p99_ms"] for run in measured]),
+            "disk_fsync_max_ms": max(run["disk_fsync_max_ms"] for run in measured),
+            "disk_fsync_stalls": sum(run["disk_fsync_stalls"] for run in measured)}
 
 
 def register(subparsers) -> None:

@@ -7,7 +7,8 @@ nats-server. Phase 1 runs flows closed-loop at a concurrency for a duration: the
 flows per second. Phase 2 runs flows open-loop at half that rate (or `latency_rate`):
 latency at half load.
 Afterwards the log is read back: every eventID the services answered must be on the
-stream exactly once.
+stream exactly once. During phase 2 a probe times the disk's own fsyncs (ringlog.bench.disk):
+every answer waits for one, so a stalling disk shows in the latency whatever the code does.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import nats
 
 from ringlog.bench.common import CpuMeter, percentile
+from ringlog.bench.disk import FsyncProbe, summarize as summarize_fsyncs
 from ringlog.client import Client
 from ringlog.up import Supervisor
 from services.runtime import loop, sinks
@@ -150,7 +152,7 @@ async def read_log_event_ids(url: str) -> Counter:
 
 
 async def run_flows(url: str, secret: str, concurrency: int, duration: float, latency_rate: float | None = None,
-                    cpu: CpuMeter | None = None) -> dict:
+                    cpu: CpuMeter | None = None, disk: FsyncProbe | None = None) -> dict:
     # the load generator's own work competes with the services for the same cores: its
     # watcher takes the sink path (no Msg object and task hop per event)
     nc = await connect(url, "ringlog-bench-flows", client=new_client())
@@ -190,7 +192,12 @@ async def run_flows(url: str, secret: str, concurrency: int, duration: float, la
     measured.sent_at.clear()
     measured.first_event_at.clear()
     latency_rate = latency_rate or max(1.0, max_flows / 2)
-    await open_loop(driver, numbers, latency_rate, duration)
+    if disk:
+        disk.start()  # the disk's own fsync waits while latency is measured
+    try:
+        await open_loop(driver, numbers, latency_rate, duration)
+    finally:
+        disk_figures = disk.stop() if disk else summarize_fsyncs([])
     await wait_for_log(js, measured, start_seq)
     await watcher.unsubscribe()
     await client.close()
@@ -215,6 +222,7 @@ async def run_flows(url: str, secret: str, concurrency: int, duration: float, la
         "lost": lost,
         "duplicated": duplicated,
         "failed_flows": sum(measured.failures.values()),
+        **disk_figures,
     }
 
 
@@ -245,6 +253,7 @@ def measure(url: str, concurrency: int, duration: float, latency_rate: float | N
         try:
             pids = {name: child.pid for name, child in supervisor.children.items()}
             pids.update({"load generator": os.getpid(), **({"nats-server": nats_pid} if nats_pid else {})})
-            return loop.run(run_flows(url, secret, concurrency, duration, latency_rate, CpuMeter(pids)))
+            return loop.run(run_flows(url, secret, concurrency, duration, latency_rate, CpuMeter(pids),
+                                      FsyncProbe(Path(folder))))
         finally:
             supervisor.stop()

@@ -29,3 +29,4 @@ def test_bench_flows_loses_and_duplicates_nothing():
     assert code == 0, output
     assert figures["lost"] == 0 and figures["duplicated"] == 0 and figures["failed_flows"] == 0
     assert 0 < figures["ratio"] < 1
+    assert figures["disk_fsyncs"] > 0 and figures["disk_fsync_p50_ms"] <= figures["disk_fsync_max_ms"]
