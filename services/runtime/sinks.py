@@ -97,8 +97,10 @@ class SinkClient(Client):
             try:
                 loop = asyncio.get_running_loop()
                 delay = self._last_flush + self.flush_interval - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                # at least one more loop turn: the tasks woken with this one (the commands
+                # whose events just went into the buffer) queue their replies first, and one
+                # write carries both; without it the replies waited for the next slot
+                await asyncio.sleep(delay if delay > 0 else 0)
                 while not self._flush_queue.empty():
                     waiting.append(self._flush_queue.get_nowait())
                 if self._pending_data_size > 0:

@@ -53,6 +53,38 @@ class WriteLog:
         transport.writelines = lambda lines: (self.written.extend(b"".join(lines)), writelines(lines))[1]
 
 
+class WriteCalls:
+    """Records each write the client makes to its socket, as one item."""
+
+    def __init__(self, transport):
+        self.calls: list[bytes] = []
+        writelines = transport.writelines
+        transport.writelines = lambda lines: (self.calls.append(b"".join(lines)), writelines(lines))[1]
+
+
+async def test_frames_queued_by_the_tasks_woken_with_the_flusher_share_its_write(nats_server):
+    # the committer queues a group's events and wakes the commands' tasks in the same turn;
+    # their replies must go out in the events' write, not wait for the next interval
+    sender = await connect(nats_server.url, "spaced", client=sinks.SinkClient(flush_interval=0.2))
+    await asyncio.sleep(0.25)  # idle: the next write may go at once
+    writes = WriteCalls(sender._transport)
+    loop = asyncio.get_running_loop()
+    reply_ready = loop.create_future()
+
+    async def command() -> None:
+        await reply_ready
+        sender.queue_frames(b"PUB spaced.reply 5\r\nreply\r\n")
+
+    task = asyncio.create_task(command())
+    await asyncio.sleep(0)  # the command now waits for its answer
+    assert sender.queue_frames(b"PUB spaced.event 5\r\nevent\r\n")
+    reply_ready.set_result(None)
+    await asyncio.sleep(0.05)
+    await task
+    assert writes.calls == [b"PUB spaced.event 5\r\nevent\r\nPUB spaced.reply 5\r\nreply\r\n"]
+    await sender.close()
+
+
 @pytest.mark.parametrize("client", [sinks.SinkClient, lambda: sinks.SinkClient(flush_interval=0.002)])
 async def test_flush_after_subscribe_is_a_barrier(nats_server, client):
     """flush() must not return before the server has what was sent before it: nats-py wrote
