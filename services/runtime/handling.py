@@ -7,7 +7,8 @@ writes everything staged so far in one SQLite transaction, on the loop: concurre
 commands share one commit, and each still gets its answer only once its events are on
 disk. Commands that arrive during the fsync wait in the socket and form the next group
 (a worker thread cost each group two wake-ups and lost throughput, docs/performance.md
-step 29). The committed rows go to the relay first, which queues their events on the
+step 29); what is already queued for NATS goes out first when its write slot has come
+(`before_commit`), instead of waiting behind the fsync. The committed rows go to the relay first, which queues their events on the
 connection at once, so each reply leaves after the events it reports. A refusal of the
 rules (403/409) is staged too, as the onError event for the acting user, so a retried
 command gets the same answer.
@@ -95,6 +96,7 @@ class UnitOfWork:
         new_id: Callable[[], str] = new_uuid,
         on_commit: Callable[[Sequence[Event]], None] = lambda events: None,
         on_written: Callable[[list[WrittenRow]], None] = lambda rows: None,
+        before_commit: Callable[[], None] = lambda: None,
     ):
         self.store = store
         self.source = source
@@ -102,6 +104,7 @@ class UnitOfWork:
         self.new_id = new_id
         self.on_commit = on_commit
         self.on_written = on_written
+        self.before_commit = before_commit  # the loop is about to block in an fsync
         self.on_abort: list[Callable[[set[str]], None]] = []
         # One decision at a time inside a process: each sees the state the previous one left.
         self.lock = asyncio.Lock()
@@ -179,6 +182,7 @@ class UnitOfWork:
             group, self._staged = self._staged, []
             items = [(staged.writes, staged.record) for staged in group]
             try:
+                self.before_commit()
                 written = self.store.write_group(self.store.prepare_group(items))
             except Exception as failure:
                 self._fail(group + self._staged, failure)

@@ -72,7 +72,9 @@ async def start_runtime(name: str, source: Source, settings: Settings) -> Runtim
     )
     metrics.relay_backlog.labels(name).set_function(relay.backlog)
     observers = CommitObservers(relay.wake)
-    uow = UnitOfWork(store, source, on_commit=observers, on_written=relay.take)
+    # what is queued for NATS goes out before a commit blocks the loop, if its slot has come
+    uow = UnitOfWork(store, source, on_commit=observers, on_written=relay.take,
+                     before_commit=getattr(nc, "write_if_due", lambda: None))
     port = metrics.serve(settings.metrics_host, settings.metrics_port)
     return Runtime(name, settings, nc, js, subjects, store, relay, uow, metrics, port, observers)
 

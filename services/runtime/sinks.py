@@ -94,14 +94,27 @@ class SinkClient(Client):
         """Write what is pending now instead of at the next interval: for a request whose answer
         a command waits on (the hang-up hook's question waited p50 1 ms for its slot under load,
         and longer when a commit held the loop first)."""
-        if not self.flush_interval or not self._pending_data_size or not self.is_connected:
-            return  # unspaced, the flusher writes at the next loop turn anyway
+        if self.flush_interval:  # unspaced, the flusher writes at the next loop turn anyway
+            self._write_pending()
+
+    def write_if_due(self) -> None:
+        """Write what is pending now if the interval since the last write has passed: called
+        before the event loop blocks (a commit's fsync), so the replies and events already
+        queued do not wait behind it (half the replies did, 2-3 ms more, measured)."""
+        if self.flush_interval and asyncio.get_running_loop().time() >= self._last_flush + self.flush_interval:
+            if self._write_pending():
+                self._last_flush = asyncio.get_running_loop().time()
+
+    def _write_pending(self) -> bool:
+        if not self._pending_data_size or not self.is_connected:
+            return False
         try:
             self._transport.writelines(self._pending[:])
         except (OSError, RuntimeError, AttributeError):
-            return  # left pending: the flusher writes it, or reports the error, as usual
+            return False  # left pending: the flusher writes it, or reports the error, as usual
         self._pending = []
         self._pending_data_size = 0
+        return True
 
     async def _flusher(self) -> None:  # noqa: D401 - nats-py's flusher, at most one write per interval
         if not self.flush_interval:

@@ -74,6 +74,24 @@ async def test_a_hurried_write_goes_before_the_interval_and_a_request_hurries(na
     await listener.close()
 
 
+async def test_write_if_due_writes_at_once_only_when_the_interval_has_passed(nats_server):
+    interval = 0.3
+    sender = await connect(nats_server.url, "spaced", client=sinks.SinkClient(flush_interval=interval))
+    await sender.publish("spaced.x", b"0")
+    await asyncio.sleep(0.05)  # written: the next write is due `interval` after it
+    writes = WriteCalls(sender._transport)
+    assert sender.queue_frames(b"PUB spaced.x 1\r\n1\r\n")
+    sender.write_if_due()
+    assert writes.calls == []  # not due: left to the flusher
+    await asyncio.sleep(interval * 1.5)
+    assert writes.calls == [b"PUB spaced.x 1\r\n1\r\n"]  # the flusher wrote it at its slot
+    await asyncio.sleep(interval * 1.5)
+    assert sender.queue_frames(b"PUB spaced.x 1\r\n2\r\n")
+    sender.write_if_due()
+    assert writes.calls[-1] == b"PUB spaced.x 1\r\n2\r\n"  # due: written before returning
+    await sender.close()
+
+
 class WriteLog:
     """Records, in order, what a client hands its socket."""
 

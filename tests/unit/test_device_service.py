@@ -56,8 +56,10 @@ def store(tmp_path):
 
 def make_service(store, rooms=None, limiter=None):
     ids = itertools.count(1)
-    uow = UnitOfWork(CountingStore(store), Source.device_monitor,
-                     clock=lambda: datetime(2024, 1, 1, tzinfo=timezone.utc), new_id=lambda: f"evt-{next(ids)}")
+    counted = CountingStore(store)
+    uow = UnitOfWork(counted, Source.device_monitor,
+                     clock=lambda: datetime(2024, 1, 1, tzinfo=timezone.utc), new_id=lambda: f"evt-{next(ids)}",
+                     before_commit=lambda: counted.calls.append("before_commit"))
     return DeviceService(uow, rooms, limiter=limiter)
 
 
@@ -77,7 +79,8 @@ async def test_a_change_costs_one_commit_and_a_repeat_touches_nothing(store):
     first = await service.report(report("c1", camera=True, microphone=False))
     assert len(first["eventIDs"]) == 2
     assert calls.count("write_group") == 1  # one transaction: events + command record
-    assert calls == ["load", "command_record", "prepare_group", "write_group"]  # the miss, the retry check, the commit
+    # the miss, the retry check, then the commit (what is queued for NATS goes out first)
+    assert calls == ["load", "command_record", "before_commit", "prepare_group", "write_group"]
 
     calls.clear()
     again = await service.report(report("c2", camera=True, microphone=False))
@@ -87,7 +90,7 @@ async def test_a_change_costs_one_commit_and_a_repeat_touches_nothing(store):
 
     changed = await service.report(report("c3", camera=False))
     assert len(changed["eventIDs"]) == 1
-    assert calls == ["command_record", "prepare_group", "write_group"]  # state from memory: no load
+    assert calls == ["command_record", "before_commit", "prepare_group", "write_group"]  # state from memory
 
 
 async def test_commands_that_arrive_together_share_one_commit(store):
@@ -96,7 +99,7 @@ async def test_commands_that_arrive_together_share_one_commit(store):
     replies = await asyncio.gather(*(service.report(report(f"c{n}", call_id=f"call-{n}", camera=True))
                                      for n in range(5)))
     assert [len(reply["eventIDs"]) for reply in replies] == [1] * 5
-    assert calls.count("write_group") == 1 and service.uow.groups_committed == 1
+    assert calls.count("write_group") == calls.count("before_commit") == service.uow.groups_committed == 1
     assert all(store.command_record(f"c{n}") is not None for n in range(5))  # answered once on disk
 
 
