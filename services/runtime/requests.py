@@ -95,7 +95,6 @@ class Requests:
         self._opening = asyncio.Lock()
         self._sweeper: asyncio.Task | None = None
         self._publish_frames = getattr(nc, "publish_frames", None)
-        self._hurry = getattr(nc, "hurry", None)
         # the same subjects, and the same token with each of its user's commands, come back: checked once
         self._subjects: dict[str, bytes] = BoundedCache()
         self._header_blocks: dict[tuple, bytes] = BoundedCache()
@@ -118,8 +117,6 @@ class Requests:
         try:
             if self._publish_frames is not None:
                 await self._publish_frames(self._frame(subject, data, self._inbox + token, headers), 1, len(data))
-                if self._hurry is not None:
-                    self._hurry()  # someone waits on the answer: no spacing for the question
             else:
                 await self.nc.publish(subject, data, reply=(self._inbox + token).decode(), headers=headers)
             return await future

@@ -12,8 +12,8 @@ is pending each time its flusher wakes, which under load means one write syscall
 wake-up of nats-server, per event-loop turn. Waiting until `flush_interval` after the
 previous write (never when the connection was idle) lets one write carry the replies and
 events of many commands: fewer syscalls and context switches on a machine where they are
-what the CPU spends most on (measured in docs/performance.md). A request someone waits on
-(`requests.Requests`) has its frame written at once instead (`hurry`).
+what the CPU spends most on (measured in docs/performance.md). Before the loop blocks in a
+commit, what is queued goes out if its slot has come (`write_if_due`).
 
 The hooks are nats-py's parser (`_ps`, see `wire.FrameParser`), `_process_msg`,
 `_flusher` and `_send_ping` (nats-py is pinned below 3);
@@ -89,13 +89,6 @@ class SinkClient(Client):
         self._pongs.append(future)
         await self._send_command(PING_PROTO)
         await self._flush_pending()
-
-    def hurry(self) -> None:
-        """Write what is pending now instead of at the next interval: for a request whose answer
-        a command waits on (the hang-up hook's question waited p50 1 ms for its slot under load,
-        and longer when a commit held the loop first)."""
-        if self.flush_interval:  # unspaced, the flusher writes at the next loop turn anyway
-            self._write_pending()
 
     def write_if_due(self) -> None:
         """Write what is pending now if the interval since the last write has passed: called

@@ -6,7 +6,6 @@ import pytest
 
 from services.runtime import sinks
 from services.runtime.bus import connect
-from services.runtime.requests import Requests
 
 
 async def received_at(nc, subject: str, count: int) -> tuple[list[float], asyncio.Event]:
@@ -40,36 +39,6 @@ async def test_after_idle_the_first_write_goes_at_once_and_the_next_waits_for_th
     assert times[1] - sent >= interval * 0.9  # the second write waited for the interval...
     assert times[2] - times[1] < 0.05  # ...and carried everything pending
     await asyncio.wait_for(sender.flush(), 2)  # PING/PONG still goes through
-    await sender.close()
-    await listener.close()
-
-
-async def test_a_hurried_write_goes_before_the_interval_and_a_request_hurries(nats_server):
-    interval = 0.5
-    sender = await connect(nats_server.url, "spaced", client=sinks.SinkClient(flush_interval=interval))
-    listener = await connect(nats_server.url, "listener")
-    times, done = await received_at(listener, "spaced.x", 2)
-    await sender.publish("spaced.x", b"1")  # the next write must wait for the interval...
-    await asyncio.sleep(0.05)
-    loop = asyncio.get_running_loop()
-    sent = loop.time()
-    await sender.publish("spaced.x", b"2")
-    sender.hurry()  # ...unless hurried
-    await asyncio.wait_for(done.wait(), 5)
-    assert times[1] - sent < interval / 2
-
-    async def answer(msg) -> None:
-        await listener.publish(msg.reply, b"pong")
-
-    await listener.subscribe("spaced.ask", cb=answer)
-    await listener.flush()
-    requests = Requests(sender)
-    await requests.request("spaced.ask", b"warm-up", timeout=5)
-    await sender.publish("spaced.x", b"3")  # a write just went: the request's would wait
-    asked = loop.time()
-    reply = await requests.request("spaced.ask", b"ping", timeout=5)
-    assert reply.data == b"pong" and loop.time() - asked < interval / 2
-    await requests.close()
     await sender.close()
     await listener.close()
 
