@@ -8,10 +8,10 @@ commands share one commit, and each still gets its answer only once its events a
 disk. Commands that arrive during the fsync wait in the socket and form the next group
 (a worker thread cost each group two wake-ups and lost throughput, docs/performance.md
 step 29); what is already queued for NATS goes out first when its write slot has come
-(`before_commit`), instead of waiting behind the fsync. The committed rows go to the relay first, which queues their events on the
-connection at once, so each reply leaves after the events it reports. A refusal of the
-rules (403/409) is staged too, as the onError event for the acting user, so a retried
-command gets the same answer.
+(`before_commit`), instead of waiting behind the fsync. The committed rows go to the
+relay first, which queues their events on the connection at once, so each reply leaves
+after the events it reports. A refusal of the rules (403/409) is staged too, as the
+onError event for the acting user, so a retried command gets the same answer.
 
 If a group fails to commit, every decision staged after it may rest on it, so all of
 them fail (500/409) and the services' state caches drop what those decisions touched.

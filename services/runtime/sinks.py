@@ -94,20 +94,21 @@ class SinkClient(Client):
         """Write what is pending now if the interval since the last write has passed: called
         before the event loop blocks (a commit's fsync), so the replies and events already
         queued do not wait behind it (half the replies did, 2-3 ms more, measured)."""
-        if self.flush_interval and asyncio.get_running_loop().time() >= self._last_flush + self.flush_interval:
-            if self._write_pending():
-                self._last_flush = asyncio.get_running_loop().time()
-
-    def _write_pending(self) -> bool:
-        if not self._pending_data_size or not self.is_connected:
-            return False
+        if not self.flush_interval or not self._pending_data_size or not self.is_connected:
+            return
+        now = asyncio.get_running_loop().time()
+        if now < self._last_flush + self.flush_interval:
+            return
         try:
-            self._transport.writelines(self._pending[:])
+            self._hand_pending_to_transport()
         except (OSError, RuntimeError, AttributeError):
-            return False  # left pending: the flusher writes it, or reports the error, as usual
+            return  # still pending: the flusher writes it, or reports the error, as usual
+        self._last_flush = now
+
+    def _hand_pending_to_transport(self) -> None:
+        self._transport.writelines(self._pending[:])
         self._pending = []
         self._pending_data_size = 0
-        return True
 
     async def _flusher(self) -> None:  # noqa: D401 - nats-py's flusher, at most one write per interval
         if not self.flush_interval:
@@ -124,9 +125,7 @@ class SinkClient(Client):
                 while not self._flush_queue.empty():
                     waiting.append(self._flush_queue.get_nowait())
                 if self._pending_data_size > 0:
-                    self._transport.writelines(self._pending[:])
-                    self._pending = []
-                    self._pending_data_size = 0
+                    self._hand_pending_to_transport()
                     await self._transport.drain()
                 self._last_flush = loop.time()
             except OSError as error:
