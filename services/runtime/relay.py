@@ -236,9 +236,7 @@ class Relay:
     def _handed_batch(self, start: int) -> _Page | None:
         """The next batch after `start` from the handed-off rows, if they continue it without a
         gap (rows stay handed until acknowledged: a refused batch is published again from memory)."""
-        handed = self._handed
-        while handed and handed[0].id <= self.published_position:
-            handed.popleft()
+        handed = self._handed  # acknowledged rows already left it (`_acknowledged`)
         position, rows = start, []
         for row in handed:
             if row.id <= start:
@@ -253,27 +251,19 @@ class Relay:
             return None
         return self._page(rows), position
 
+    def _entry(self, head, state: bytes) -> tuple[str, bytes, str, str]:
+        """(subject, stored bytes, eventID, callback) of one event: `head` is the Event itself
+        (handed over) or its envelope decoded from the store (`_Head`)."""
+        callback = head.type
+        subject = self._subjects.event_subject(category_of(callback, head.source), callback, head.callID, head.recipient)
+        return subject, state, head.eventID, callback
+
     def _page(self, rows: list[WrittenRow]) -> list[tuple[str, bytes, str, str]]:
-        page = []
-        for row in rows:
-            if row.topic in BY_NAME:
-                event = row.payload
-                callback = event.type
-                subject = self._subjects.event_subject(
-                    category_of(callback, event.source), callback, event.callID, event.recipient)
-                page.append((subject, row.state, event.eventID, callback))
-        return page
+        return [self._entry(row.payload, row.state) for row in rows if row.topic in BY_NAME]
 
     def _store_batch(self) -> _Page | None:
         rows = self._store.notifications(self.published_position, self._batch_size)
         if not rows:
             self._only_handed = True  # caught up: from now on every new row is handed over
             return None
-        page = []
-        for note in rows:
-            if note.topic in BY_NAME:
-                head = _decode_head(note.state)
-                subject = self._subjects.event_subject(
-                    category_of(head.type, head.source), head.type, head.callID, head.recipient)
-                page.append((subject, note.state, head.eventID, head.type))
-        return page, rows[-1].id
+        return [self._entry(_decode_head(note.state), note.state) for note in rows if note.topic in BY_NAME], rows[-1].id
