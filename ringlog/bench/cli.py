@@ -50,7 +50,7 @@ def cmd_flows(args: argparse.Namespace) -> int:
     keys = ("events_per_s", "bus_publish_per_s", "ratio", "flows_per_s", "cmd_p50_ms", "cmd_p99_ms",
             "e2e_p50_ms", "e2e_p99_ms", "full_load_cmd_p99_ms", "half_load_flows_per_s")
     figures = {key: median([run[key] for run in runs]) for key in keys}
-    for breakdown in ("cmd_p99_ms_by_command", "full_load_cpu_percent"):  # medians per entry
+    for breakdown in ("cmd_p99_ms_by_command", "full_load_cpu_percent", "half_load_cpu_percent"):  # medians per entry
         figures[breakdown] = {name: median([run[breakdown].get(name, 0.0) for run in runs]) for name in runs[0][breakdown]}
     figures.update(disk_figures(runs))
     figures.update({"lost": sum(run["lost"] for run in runs), "duplicated": sum(run["duplicated"] for run in runs),

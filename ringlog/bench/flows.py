@@ -194,10 +194,12 @@ async def run_flows(url: str, secret: str, concurrency: int, duration: float, la
     latency_rate = latency_rate or max(1.0, max_flows / 2)
     if disk:
         disk.start()  # the disk's own fsync waits while latency is measured
+    cpu.start()
     try:
         await open_loop(driver, numbers, latency_rate, duration)
     finally:
         disk_figures = disk.stop() if disk else summarize_fsyncs([])
+    cpu_at_half_load = cpu.percent()
     await wait_for_log(js, measured, start_seq)
     await watcher.unsubscribe()
     await client.close()
@@ -218,6 +220,7 @@ async def run_flows(url: str, secret: str, concurrency: int, duration: float, la
         "cmd_p99_ms_by_command": {name: round(percentile(values, 0.99) * 1000, 2)
                                   for name, values in sorted(measured.latencies_by_command.items())},
         "full_load_cpu_percent": cpu_at_full_load,
+        "half_load_cpu_percent": cpu_at_half_load,
         "events_answered": len(measured.answered_event_ids),
         "lost": lost,
         "duplicated": duplicated,

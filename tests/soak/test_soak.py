@@ -30,3 +30,6 @@ def test_bench_flows_loses_and_duplicates_nothing():
     assert figures["lost"] == 0 and figures["duplicated"] == 0 and figures["failed_flows"] == 0
     assert 0 < figures["ratio"] < 1
     assert figures["disk_fsyncs"] > 0 and figures["disk_fsync_p50_ms"] <= figures["disk_fsync_max_ms"]
+    for phase in ("full_load_cpu_percent", "half_load_cpu_percent"):  # every process measured, each busy
+        assert set(figures[phase]) >= {"invitation", "room", "device", "load generator", "nats-server"}
+        assert all(percent > 0 for percent in figures[phase].values()), figures[phase]
