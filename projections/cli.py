@@ -70,7 +70,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_bench_replay(args: argparse.Namespace) -> int:
     from projections.bench import run_bench
 
-    return run_bench(args.nats, settings_of(args).prefix, args.events, args.json)
+    if args.runs < 1:
+        raise SystemExit("ringlog bench replay: --runs must be at least 1")
+    return run_bench(args.nats, settings_of(args).prefix, args.events, args.json, args.runs)
 
 
 def add_bench_replay(bench_subparsers) -> None:
@@ -79,6 +81,8 @@ def add_bench_replay(bench_subparsers) -> None:
         "replay", help="read-model rebuild rate next to the raw read rate of the same stream")
     bench.add_argument("--events", type=int, default=100_000,
                        help="synthetic events to publish to a private nats-server (ignored with --nats)")
+    bench.add_argument("--runs", type=int, default=3,
+                       help="raw read and rebuild pairs; the figures are their medians (default 3)")
     bench.add_argument("--json", action="store_true", help="print one JSON object last")
     _common(bench)
     bench.set_defaults(func=cmd_bench_replay)

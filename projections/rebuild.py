@@ -112,9 +112,9 @@ async def rebuild_into(nc: Client, subjects: Subjects, path: Path, progress=None
         await pipeline.close()
         if feed is not None:
             await feed.stop()
-    seconds = time.perf_counter() - started
     position = projector.position
     store.seal()
+    seconds = time.perf_counter() - started  # until the file is ready to swap in
     if progress:
         progress(position - state.first_seq + 1 if state.messages else 0, final=True)
     return Rebuilt(read, position, seconds)
