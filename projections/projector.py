@@ -9,8 +9,8 @@ give the same file. Exactly-once rests on the stored position:
   (re-published after the stream's duplicate window) moves the position, nothing else.
 
 A batch is `prepare`d on the event loop (decode, fold into cached views, rows to
-write) and `write`n in one transaction, which can run on a writer thread while the
-next batch is prepared: SQLite does its work without the GIL. Views that miss the
+write) and `write`n in one transaction, which can run on a writer thread while later
+batches are prepared: SQLite does its work without the GIL. Views that miss the
 cache are read through the store's second connection, which sees committed data only,
 so a view is evicted from the cache only once its last write is committed.
 """
@@ -77,6 +77,14 @@ class Projector:
     @property
     def next_seq(self) -> int:
         return self.position + 1
+
+    @property
+    def unwritten_limit(self) -> int:
+        """Events that may be prepared and not yet written. `written` keeps the newest
+        CACHE_LIMIT * 3/4 cache entries; every view an unwritten event changed is among
+        them while unwritten events take half of that, the other half being room for
+        the batch being prepared."""
+        return CACHE_LIMIT * 3 // 8
 
     def skip_to(self, seq: int) -> None:
         """The log starts later than expected (older events were removed): go on from `seq`."""
@@ -204,7 +212,8 @@ class Projector:
     # --- on the event loop, once written ---------------------------------------------------------
     def written(self, prepared: Prepared) -> None:
         """Note the commit and trim the caches. Only the oldest entries go: the newest
-        CACHE_LIMIT * 3/4 hold every view the next (maybe prepared, unwritten) batch changed."""
+        CACHE_LIMIT * 3/4 hold every view that batches prepared and not yet written changed
+        (at most `unwritten_limit` events)."""
         if prepared.position is not None:
             self.committed = prepared.position
         for cache, companion in ((self._calls, self._rows), (self._devices, {})):
