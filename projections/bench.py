@@ -27,6 +27,7 @@ from projections.feed import connect_feed_client
 from projections.rebuild import rebuild_into
 from projections.synthetic import mixed_calls, publish_events
 from schemas.subjects import STREAM_NAME, Subjects
+from services.runtime import loop
 
 EVENTS_PER_CALL = 11  # a little under the synthetic mix's average, so there are enough to cut at --events
 
@@ -97,7 +98,7 @@ def run_bench(nats_url: str | None, prefix: str, events: int, as_json: bool, run
         workdir = Path(folder)
         server = None if nats_url else NatsServer(workdir / "nats").start()
         try:
-            result = asyncio.run(measure(nats_url or server.url, prefix, workdir, 0 if nats_url else events, out, runs))
+            result = loop.run(measure(nats_url or server.url, prefix, workdir, 0 if nats_url else events, out, runs))
         finally:
             if server is not None:
                 server.stop()

@@ -33,6 +33,7 @@ from projections.projector import Projector
 from projections.store import FILE_NAME, DataLock, ProjectionStore, install
 from schemas.subjects import STREAM_NAME, Subjects
 from services.runtime.auth import issue_token
+from services.runtime import loop
 
 TAKE = 4000
 
@@ -166,4 +167,4 @@ async def run_rebuild(settings, out=sys.stderr) -> int:
 
 
 def main(settings) -> int:
-    return asyncio.run(run_rebuild(settings))
+    return loop.run(run_rebuild(settings))

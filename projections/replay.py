@@ -155,12 +155,11 @@ async def _run(settings, args, out) -> int:
 
 def main(settings, args, out=None) -> int:
     """`ringlog replay`: JSON lines on stdout (one event per line) or re-published events."""
-    import asyncio
-
     from schemas.ids import InvalidId
+    from services.runtime import loop
 
     try:
-        return asyncio.run(_run(settings, args, out or sys.stdout.buffer))
+        return loop.run(_run(settings, args, out or sys.stdout.buffer))
     except BrokenPipeError:  # the reader went away (`| head`)
         sys.stdout = open(os.devnull, "w")
         return 0
