@@ -10,9 +10,9 @@ Events prepared and not yet written are bounded (`Projector.unwritten_limit`): b
 the bound `submit` waits for the writer, so every view an unwritten batch changed stays
 in the projector's cache and none is read back from the file before its last change is
 committed. A batch is acknowledged (`on_written`) only after its commit. (Handing the
-writer one batch at a time, and waiting for it before the next, made both sides wait:
-a long write left only the messages read after it for the next batch, and the batch
-sizes see-sawed, in docs/performance.md.)
+writer one batch at a time, and waiting for it before the next, made both sides wait
+by turns: a long write left only the messages read after it for the next batch, and
+the batch sizes see-sawed: docs/performance.md, step 33.)
 """
 
 from __future__ import annotations
