@@ -18,7 +18,6 @@ import asyncio
 import json
 import logging
 import time
-from typing import Callable
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext

@@ -14,7 +14,6 @@ folder's lock (`projections.lock`, held by a running projector):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import os
@@ -32,8 +31,8 @@ from projections.pipeline import Pipeline
 from projections.projector import Projector
 from projections.store import FILE_NAME, DataLock, ProjectionStore, install
 from schemas.subjects import STREAM_NAME, Subjects
-from services.runtime.auth import issue_token
 from services.runtime import loop
+from services.runtime.auth import issue_token
 
 TAKE = 4000
 
