@@ -24,7 +24,7 @@ from typing import Awaitable, Callable
 from projections.projector import Message, Prepared, Projector
 
 OnWritten = Callable[[Message], Awaitable[None]]
-Handed = list[tuple[Prepared, "Message | None"]]  # batches and the last message each one covers
+Handed = list[tuple[Prepared, Message | None]]  # batches and the last message each one covers
 
 
 async def _nothing(message: Message) -> None:
