@@ -50,7 +50,11 @@ async def test_batches_prepared_during_a_write_wait_for_nothing_and_are_written_
     store = ProjectionStore(tmp_path / "p.sqlite")
     projector = GatedProjector(store)
     acked = []
-    pipeline = Pipeline(projector, on_written=lambda message: asyncio.sleep(0, acked.append(message.seq)))
+
+    async def acknowledge(message) -> None:
+        acked.append(message.seq)
+
+    pipeline = Pipeline(projector, on_written=acknowledge)
     batches = [log[start:start + 100] for start in range(0, len(log), 100)]
     for batch in batches:  # the first write is held at the gate: every submit returns anyway
         await asyncio.wait_for(pipeline.submit(batch), timeout=1)
