@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,11 @@ from services.runtime.auth import issue_token
 from services.runtime.config import Settings
 
 SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+
+def env_without_ringlog_settings() -> dict[str, str]:
+    """This process's environment minus RINGLOG_* (a child `ringlog` then takes its defaults)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RINGLOG_")}
 
 
 def new_settings(nats_url: str, data_dir: Path) -> Settings:

@@ -1,14 +1,14 @@
 """`ringlog bench replay` end to end at a tiny size: runs side by side, medians, the JSON last."""
 
 import json
-import os
 import statistics
 import subprocess
 import sys
+from tests.integration.harness import env_without_ringlog_settings
 
 
 def run_bench_replay(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGLOG_")}
+    env = env_without_ringlog_settings()
     return subprocess.run([sys.executable, "-m", "ringlog", "bench", "replay", *args], capture_output=True,
                           text=True, timeout=240, env=env)
 

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -12,6 +11,7 @@ from nats.js.api import DeliverPolicy
 
 from ringlog.bench.preload import History, preload
 from schemas.subjects import STREAM_NAME
+from tests.integration.harness import env_without_ringlog_settings
 
 KEYS = {
     "small_events", "large_events", "small_cmd_p50_ms", "small_cmd_p99_ms", "large_cmd_p50_ms", "large_cmd_p99_ms",
@@ -21,7 +21,7 @@ KEYS = {
 
 
 def test_bench_scale_runs_end_to_end_and_prints_the_json_last(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGLOG_")}
+    env = env_without_ringlog_settings()
     done = subprocess.run(
         [sys.executable, "-m", "ringlog", "bench", "scale", "--small", "2000", "--large", "20000",
          "--history-calls", "200", "--commands", "16", "--runs", "1", "--workdir", str(tmp_path), "--json"],

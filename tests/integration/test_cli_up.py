@@ -11,6 +11,7 @@ import pytest
 
 from ringlog.client import Client
 from ringlog.natsserver import free_port
+from tests.integration.harness import env_without_ringlog_settings
 
 
 def child_pids(pid: int) -> set[int]:
@@ -36,7 +37,7 @@ async def test_up_runs_everything_and_stops_cleanly(tmp_path, stop_signal):
     port = free_port()
     up = subprocess.Popen(
         [sys.executable, "-m", "ringlog", "up", "--data", str(tmp_path), "--nats-port", str(port), "--metrics-base-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("RINGLOG_")},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env_without_ringlog_settings(),
     )
     try:
         lines = []

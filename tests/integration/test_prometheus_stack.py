@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import signal
@@ -26,6 +25,7 @@ import pytest_asyncio
 
 from ringlog.client import Client, Conflict
 from ringlog.natsserver import free_port
+from tests.integration.harness import env_without_ringlog_settings
 from tests.integration.test_prometheus_support import (
     DASHBOARD_PANELS, PROJECTION_METRICS, PrometheusServer, free_port_block, metric_names, scrape,
 )
@@ -70,7 +70,7 @@ class Stack:
 async def stack(tmp_path_factory):
     data = tmp_path_factory.mktemp("ringlog-up")
     nats_port, base = free_port(), free_port_block(4)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGLOG_")}
+    env = env_without_ringlog_settings()
     env["RINGLOG_ABANDON_AFTER_SECONDS"] = str(ABANDON_AFTER)
     up = subprocess.Popen(
         [sys.executable, "-m", "ringlog", "up", "--data", str(data), "--nats-port", str(nats_port),
