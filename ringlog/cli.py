@@ -16,9 +16,18 @@ from services.runtime.config import Settings
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from ringlog.natsserver import check_nice
     from ringlog.up import run_up
 
-    return run_up(settings_from(args), args.nats, args.nats_port, args.metrics_base_port)
+    try:
+        settings = settings_from(args)
+        if args.nats_nice is not None:
+            settings.nats_nice = args.nats_nice
+        check_nice(settings.nats_nice)
+    except ValueError as error:
+        print(f"ringlog up: {error}", file=sys.stderr)
+        return 2
+    return run_up(settings, args.nats, args.nats_port, args.metrics_base_port)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -155,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--nats", help="use an existing NATS server instead of the embedded one")
     up.add_argument("--metrics-base-port", type=int, default=9310,
                     help="first /metrics port, one per process (0: free ports)")
+    up.add_argument("--nats-nice", type=int, default=None,
+                    help="run the embedded nats-server this much nicer than ringlog (0-19; "
+                         "default RINGLOG_NATS_NICE or 10: docs/performance.md, step 35)")
     up.set_defaults(func=cmd_up)
 
     serve = sub.add_parser("serve", help="run one process against an existing NATS")

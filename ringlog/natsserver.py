@@ -21,6 +21,17 @@ def die_with_parent() -> None:
         pass
 
 
+MAX_NICE = 19
+
+
+def check_nice(nice: int) -> int:
+    """A niceness increment a process may give its child without privileges: 0-19."""
+    if not 0 <= nice <= MAX_NICE:
+        raise ValueError(f"--nats-nice (RINGLOG_NATS_NICE) must be 0-{MAX_NICE}: it only lowers the "
+                         f"nats-server's priority; got {nice}")
+    return nice
+
+
 def nats_server_binary() -> str:
     beside_python = Path(sys.executable).parent / "nats-server"
     if beside_python.exists():
@@ -40,10 +51,14 @@ def free_port() -> int:
 class NatsServer:
     """A JetStream-enabled nats-server on loopback with its store under `store_dir`."""
 
-    def __init__(self, store_dir: Path, port: int = 0, sync_interval: str | None = None):
+    def __init__(self, store_dir: Path, port: int = 0, sync_interval: str | None = None, nice: int = 0):
         self.store_dir = Path(store_dir)
         self.port = port or free_port()
         self.sync_interval = sync_interval
+        # sharing cores with the services (`ringlog up`), the server does better at a lower
+        # priority than theirs: it then handles what they sent in larger batches
+        # (docs/performance.md, step 35)
+        self.nice = check_nice(nice)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -65,7 +80,7 @@ class NatsServer:
         log_file = open(self.store_dir / "nats-server.log", "ab")
         self.process = subprocess.Popen(
             [nats_server_binary(), "-c", str(config)],
-            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
+            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=self._in_child,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -78,6 +93,11 @@ class NatsServer:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"nats-server did not listen on port {self.port} within {timeout}s")
+
+    def _in_child(self) -> None:
+        die_with_parent()
+        if self.nice:
+            os.nice(self.nice)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -48,7 +48,7 @@ class Supervisor:
         if self.external_nats:
             url = self.external_nats
         else:
-            self.nats = NatsServer(data / "nats", port=self.nats_port).start()
+            self.nats = NatsServer(data / "nats", port=self.nats_port, nice=self.settings.nats_nice).start()
             url = self.nats.url
         secret = self.settings.secret()
         for index, name in enumerate(self.processes):

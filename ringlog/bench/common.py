@@ -15,10 +15,10 @@ from ringlog.natsserver import NatsServer
 
 
 @contextlib.contextmanager
-def private_nats(sync_interval: str | None = None) -> Iterator[NatsServer]:
+def private_nats(sync_interval: str | None = None, nice: int = 0) -> Iterator[NatsServer]:
     """An embedded nats-server on a free port with a throw-away store."""
     with tempfile.TemporaryDirectory(prefix="ringlog-bench-") as folder:
-        server = NatsServer(Path(folder) / "nats", sync_interval=sync_interval).start()
+        server = NatsServer(Path(folder) / "nats", sync_interval=sync_interval, nice=nice).start()
         try:
             yield server
         finally:

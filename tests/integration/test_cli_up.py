@@ -23,6 +23,10 @@ def child_pids(pid: int) -> set[int]:
     return found
 
 
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -49,6 +53,9 @@ async def test_up_runs_everything_and_stops_cleanly(tmp_path, stop_signal):
         assert f"nats://127.0.0.1:{port}" in lines[-1]
         processes = child_pids(up.pid)
         assert len(processes) >= 2  # nats-server and at least the invitation service
+        servers = [pid for pid in processes if Path(f"/proc/{pid}/comm").read_text().strip() == "nats-server"]
+        assert len(servers) == 1
+        assert niceness(servers[0]) == niceness(up.pid) + 10  # the default RINGLOG_NATS_NICE
 
         token = subprocess.run(
             [sys.executable, "-m", "ringlog", "token", "alice", "--data", str(tmp_path)],
@@ -65,3 +72,18 @@ async def test_up_runs_everything_and_stops_cleanly(tmp_path, stop_signal):
     assert "ringlog stopped." in output[0]
     await asyncio.sleep(0.2)
     assert not [pid for pid in processes if alive(pid)], "orphaned processes after ringlog up stopped"
+
+
+@pytest.mark.parametrize("flag, env, named", [
+    (["--nats-nice", "20"], {}, "--nats-nice (RINGLOG_NATS_NICE) must be 0-19"),
+    (["--nats-nice", "-1"], {}, "--nats-nice (RINGLOG_NATS_NICE) must be 0-19"),
+    ([], {"RINGLOG_NATS_NICE": "low"}, "RINGLOG_NATS_NICE must be an integer, got 'low'"),
+])
+def test_up_refuses_a_bad_nats_niceness_before_starting_anything(tmp_path, flag, env, named):
+    done = subprocess.run(
+        [sys.executable, "-m", "ringlog", "up", "--data", str(tmp_path / "data"), "--nats-port", str(free_port()), *flag],
+        capture_output=True, text=True, env={**env_without_ringlog_settings(), **env}, timeout=60,
+    )
+    assert done.returncode == 2
+    assert named in done.stderr
+    assert not (tmp_path / "data").exists()  # nothing started, nothing written
