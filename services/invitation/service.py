@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import heapq
 import logging
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -15,6 +13,7 @@ from schemas.enums import Source
 from schemas.events import Event, IncomingMissedCallDialBackFailed
 from services.invitation import domain
 from services.runtime.domain import CommandRejected, Stamper
+from services.runtime.deadlines import Deadlines
 from services.runtime.endpoints import CommandRoute
 from services.runtime.errors import ServiceError
 from services.runtime.handling import StateCache, UnitOfWork, internal_command_id
@@ -22,6 +21,7 @@ from services.runtime.views import RoomMembership
 
 log = logging.getLogger(__name__)
 MAX_TIMEOUT_SECONDS = 600  # the largest timeoutSeconds a send may ask for
+RETRY_AFTER = timedelta(seconds=0.5)  # a timeout whose decision failed (the store refused) is tried again
 
 
 class Invitations:
@@ -62,8 +62,7 @@ class InvitationService:
         self.invitations = Invitations()
         self.states: StateCache[domain.InvitationState] = StateCache(lambda call_id: domain.fold(self.store.load(call_id)))
         uow.on_abort.append(self._forget)
-        self._deadlines: list[tuple[datetime, str]] = []
-        self._deadline_changed = asyncio.Event()
+        self.timeouts: Deadlines[str] = Deadlines(uow.clock)
 
     # --- start-up ---------------------------------------------------------------------
     def recover(self) -> int:
@@ -199,29 +198,19 @@ class InvitationService:
         self.invitations.put(call_id, state)
         due = domain.deadline(state)
         if due is not None and not was_pending:
-            heapq.heappush(self._deadlines, (due, call_id))
-            self._deadline_changed.set()
+            self.timeouts.add(due, call_id)
 
     # --- timer ------------------------------------------------------------------------
     async def run_timeouts(self) -> None:
-        """Fire each invitation's timeout at its deadline (within the poll tick)."""
+        """Fire each invitation's timeout at its deadline (within a tick of `Deadlines`)."""
         while True:
-            self._deadline_changed.clear()
             now = self.uow.clock()
-            while self._deadlines and self._deadlines[0][0] <= now:
-                _, call_id = heapq.heappop(self._deadlines)
+            while (call_id := self.timeouts.pop_due(now)) is not None:
                 if call_id in self.invitations.pending:
                     try:
                         await self.time_out(call_id)
                     except Exception:
                         log.exception("timeout of %s failed; retrying", call_id)
-                        heapq.heappush(self._deadlines, (now, call_id))
-                        await asyncio.sleep(0.5)
+                        self.timeouts.add(now + RETRY_AFTER, call_id)
                         break
-            wait = 1.0
-            if self._deadlines:
-                wait = min(wait, max(0.0, (self._deadlines[0][0] - self.uow.clock()).total_seconds()))
-            try:
-                await asyncio.wait_for(self._deadline_changed.wait(), wait + 0.005)
-            except asyncio.TimeoutError:
-                pass
+            await self.timeouts.wait()

@@ -14,8 +14,6 @@ the record and does nothing.
 
 from __future__ import annotations
 
-import asyncio
-import heapq
 import logging
 from datetime import datetime, timedelta
 from typing import Callable
@@ -24,6 +22,7 @@ from schemas.events import Event, OutgoingCallAccepted
 from schemas.types import User
 from services.room.domain import ExpectMembers
 from services.room.service import RoomService
+from services.runtime.deadlines import Deadlines
 from services.runtime.domain import parse_timestamp
 from services.runtime.handling import internal_command_id
 
@@ -31,6 +30,7 @@ log = logging.getLogger(__name__)
 # How far back a (re)start reads acceptances: a call accepted longer ago, whose callees
 # never came while the room service was down all that time, is not abandoned any more.
 HORIZON = timedelta(hours=1)
+RETRY_AFTER = timedelta(seconds=0.5)  # an Abandon whose decision failed is tried again
 
 
 def expect(previous: ExpectMembers | None, accepted: OutgoingCallAccepted) -> ExpectMembers:
@@ -53,8 +53,7 @@ class AbandonWatch:
         self.wait = timedelta(seconds=abandon_after_seconds)
         self.clock = clock
         self.expectations: dict[str, ExpectMembers] = {}
-        self._deadlines: list[tuple[datetime, str]] = []
-        self._changed = asyncio.Event()
+        self.deadlines: Deadlines[str] = Deadlines(clock)
 
     def due(self, expectation: ExpectMembers) -> datetime:
         return parse_timestamp(expectation.acceptedAt) + self.wait
@@ -65,14 +64,12 @@ class AbandonWatch:
             return
         expectation = expect(self.expectations.get(event.callID), event)
         self.expectations[event.callID] = expectation
-        heapq.heappush(self._deadlines, (self.due(expectation), event.callID))
-        self._changed.set()
+        self.deadlines.add(self.due(expectation), event.callID)
 
     async def fire_due(self) -> None:
         """Decide Abandon for every expectation whose deadline passed."""
         now = self.clock()
-        while self._deadlines and self._deadlines[0][0] <= now:
-            _, call_id = heapq.heappop(self._deadlines)
+        while (call_id := self.deadlines.pop_due(now)) is not None:
             expectation = self.expectations.get(call_id)
             if expectation is None or self.due(expectation) > now:
                 continue  # already handled, or renewed by a later acceptance (its own entry waits)
@@ -83,18 +80,11 @@ class AbandonWatch:
                 await self.service.abandon(expectation)
             except Exception:
                 log.exception("abandon of %s failed; retrying", call_id)
-                heapq.heappush(self._deadlines, (now + timedelta(seconds=0.5), call_id))
+                self.deadlines.add(now + RETRY_AFTER, call_id)
                 return
             del self.expectations[call_id]
 
     async def run(self) -> None:
         while True:
-            self._changed.clear()
             await self.fire_due()
-            wait = 1.0
-            if self._deadlines:
-                wait = min(wait, max(0.0, (self._deadlines[0][0] - self.clock()).total_seconds()))
-            try:
-                await asyncio.wait_for(self._changed.wait(), wait + 0.005)
-            except asyncio.TimeoutError:
-                pass
+            await self.deadlines.wait()
