@@ -12,7 +12,7 @@ import sys
 from schemas.events import CALLBACK_NAMES, categories_of
 from services.runtime.auth import issue_token
 from ringlog.options import add_common_options, print_reply, settings_from
-from services.runtime.config import Settings
+from services.runtime.config import SettingError, Settings
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -244,4 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    sys.exit(args.func(args))
+    try:
+        sys.exit(args.func(args))
+    except SettingError as error:
+        print(f"ringlog {args.command}: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -14,13 +14,17 @@ def _env(name: str, default: str = "") -> str:
     return os.environ.get(f"RINGLOG_{name}", default)
 
 
+class SettingError(ValueError):
+    """A RINGLOG_* setting that cannot be used; the message names it."""
+
+
 def _env_number(name: str, default: str, kind: type = int):
     """A numeric RINGLOG_* setting; a value that is not one is refused with the variable's name."""
     value = _env(name, default)
     try:
         return kind(value)
     except ValueError:
-        raise ValueError(f"RINGLOG_{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+        raise SettingError(f"RINGLOG_{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
 
 
 @dataclass
