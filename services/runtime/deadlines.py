@@ -12,6 +12,7 @@ deadlines that fall due close together are taken in one look. A deadline fires u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 from datetime import datetime, timedelta
 from typing import Callable, Generic, TypeVar
@@ -52,8 +53,7 @@ class Deadlines(Generic[K]):
         self._next_look = now + timedelta(seconds=seconds)
         self._sooner.clear()
         try:
-            await asyncio.wait_for(self._sooner.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
+            with contextlib.suppress(asyncio.TimeoutError):  # the usual way out: time to look
+                await asyncio.wait_for(self._sooner.wait(), seconds)
         finally:
             self._next_look = None
