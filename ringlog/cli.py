@@ -19,14 +19,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     from ringlog.natsserver import check_nice
     from ringlog.up import run_up
 
-    try:
-        settings = settings_from(args)
-        if args.nats_nice is not None:
-            settings.nats_nice = args.nats_nice
-        check_nice(settings.nats_nice)
-    except ValueError as error:
-        print(f"ringlog up: {error}", file=sys.stderr)
-        return 2
+    settings = settings_from(args)
+    if args.nats_nice is not None:
+        settings.nats_nice = args.nats_nice
+    check_nice(settings.nats_nice)  # refused (by `main`) before anything starts
     return run_up(settings, args.nats, args.nats_port, args.metrics_base_port)
 
 

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from services.runtime.config import SettingError
+
 
 def die_with_parent() -> None:
     """Linux: a child started with this gets SIGTERM when its parent dies, so none is orphaned."""
@@ -27,7 +29,7 @@ MAX_NICE = 19
 def check_nice(nice: int) -> int:
     """A niceness increment a process may give its child without privileges: 0-19."""
     if not 0 <= nice <= MAX_NICE:
-        raise ValueError(f"--nats-nice (RINGLOG_NATS_NICE) must be 0-{MAX_NICE}: it only lowers the "
+        raise SettingError(f"--nats-nice (RINGLOG_NATS_NICE) must be 0-{MAX_NICE}: it only lowers the "
                          f"nats-server's priority; got {nice}")
     return nice
 
