@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import itertools
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ringlog.bench.common import median, percentile, private_nats, report
+from ringlog.bench.disk import FsyncProbe
 
 PROCESSES = ["invitation", "room", "device"]
 SECRET = "bench-scale-secret-" + "x" * 32
@@ -168,7 +170,11 @@ def measure_run(folder: Path, flows: int, rate: float, ready_timeout: float = 60
             tail = log_tail(folder / "data" / f"{failed}.log") if failed else ""
             return {"error": f"{error} after {time.perf_counter() - started:.1f}s" + (f": {tail}" if tail else "")}
         rss_ready = {name: read_memory_mb(child.pid)[0] for name, child in supervisor.children.items()}
-        workload = asyncio.run(run_flows(server.url, flows, rate))
+        probe = FsyncProbe(folder).start()  # a disk stall shows in a p99 of 2,000 samples whatever the log holds
+        try:
+            workload = asyncio.run(run_flows(server.url, flows, rate))
+        finally:
+            disk = probe.stop()
         failed = supervisor.failed_child()
         if failed:
             return {"error": f"{failed} exited during the workload: {log_tail(folder / 'data' / f'{failed}.log')}"}
@@ -180,6 +186,8 @@ def measure_run(folder: Path, flows: int, rate: float, ready_timeout: float = 60
             "cmd_p50_ms": percentile(latencies, 0.50) * 1000,
             "cmd_p99_ms": percentile(latencies, 0.99) * 1000,
             "cmd_max_ms": max(latencies) * 1000 if latencies else float("nan"),
+            "disk_fsync_stalls": disk["disk_fsync_stalls"],
+            "disk_fsync_max_ms": disk["disk_fsync_max_ms"] or 0.0,
             "commands": len(latencies),
             "failed_flows": workload["failed_flows"],
             "rss_mb": sum(rss for rss, _ in memory.values()),
@@ -240,6 +248,10 @@ def run_scale(small: int, large: int, history_calls: int, commands: int, runs: i
                     templates[setup.name].rename(folder)  # the last run may use the template itself
                 else:
                     shutil.copytree(templates[setup.name], folder)
+                # the copy just written (hundreds of MB for `large`) and the folder removed before
+                # it go to disk now, not during the latency phase, where the services' fsyncs
+                # would wait for that writeback
+                os.sync()
                 print(f"run {run + 1}/{runs}: {setup.name} ({loaded[setup.name].events:,} events): "
                       f"{flows} flows at {rate:g}/s ...", file=out, flush=True)
                 result = measure_run(folder, flows, rate)
@@ -249,7 +261,9 @@ def run_scale(small: int, large: int, history_calls: int, commands: int, runs: i
                     print(f"  FAILED: {result['error']}", file=out, flush=True)
                 else:
                     print(f"  start-up {result['startup_s']:.2f}s, p50 {result['cmd_p50_ms']:.2f} ms, "
-                          f"p99 {result['cmd_p99_ms']:.2f} ms, RSS {result['rss_mb']:.0f} MB", file=out, flush=True)
+                          f"p99 {result['cmd_p99_ms']:.2f} ms, RSS {result['rss_mb']:.0f} MB, disk stalls "
+                          f"{result['disk_fsync_stalls']} (longest fsync {result['disk_fsync_max_ms']:.0f} ms)",
+                          file=out, flush=True)
                 shutil.rmtree(folder, ignore_errors=True)
     medians = {name: medians_of([run for run in runs_of if "error" not in run]) for name, runs_of in results.items()}
     for name, values in medians.items():
@@ -271,6 +285,11 @@ def run_scale(small: int, large: int, history_calls: int, commands: int, runs: i
         "large_cmd_p99_ms": lg["cmd_p99_ms"],
         "p99_ratio": ratio(lg["cmd_p99_ms"], s["cmd_p99_ms"]),
         "p50_ratio": ratio(lg["cmd_p50_ms"], s["cmd_p50_ms"]),
+        # run by run (small and large run back to back), with the disk stalls each met
+        "p99_ratios": [ratio(large_run.get("cmd_p99_ms"), small_run.get("cmd_p99_ms"))
+                       for small_run, large_run in zip(results["small"], results["large"])],
+        "small_disk_fsync_stalls": [run.get("disk_fsync_stalls") for run in results["small"]],
+        "large_disk_fsync_stalls": [run.get("disk_fsync_stalls") for run in results["large"]],
         "history_calls": history_calls,
         "history_events": h["events"],
         "rss_mb_empty": e["rss_mb"],
@@ -299,7 +318,7 @@ def run_scale(small: int, large: int, history_calls: int, commands: int, runs: i
 
 
 RUN_KEYS = ("startup_s", *(f"startup_s_{name}" for name in PROCESSES), "cmd_p50_ms", "cmd_p99_ms", "cmd_max_ms",
-            "commands", "failed_flows", "rss_mb", *(f"rss_mb_{name}" for name in PROCESSES), "rss_mb_ready",
+            "disk_fsync_stalls", "disk_fsync_max_ms", "commands", "failed_flows", "rss_mb", *(f"rss_mb_{name}" for name in PROCESSES), "rss_mb_ready",
             "peak_rss_mb", *(f"peak_rss_mb_{name}" for name in PROCESSES))
 
 

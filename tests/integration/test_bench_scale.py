@@ -38,6 +38,9 @@ def test_bench_scale_runs_end_to_end_and_prints_the_json_last(tmp_path):
                 "startup_s_with_history"):
         assert figures[key] > 0, key
     assert figures["p99_ratio"] == figures["large_cmd_p99_ms"] / figures["small_cmd_p99_ms"]
+    assert figures["p99_ratios"] == [figures["p99_ratio"]]  # one run: its own ratio
+    for key in ("small_disk_fsync_stalls", "large_disk_fsync_stalls"):  # the disk each latency phase met
+        assert len(figures[key]) == 1 and figures[key][0] >= 0, key
     assert any(line.startswith("set-up") for line in lines)  # the human table
     assert not list(tmp_path.iterdir())  # preloaded folders are removed
 
