@@ -58,6 +58,34 @@ class FsyncProbe:
         return json.loads(lines[-1]) if lines else summarize([])  # stopped before it could start
 
 
+def settle(folder: Path, threshold_ms: float = 5.0, quiet_seconds: float = 1.0, timeout: float = 30.0,
+           interval: float = 0.01) -> float:
+    """Write back what is dirty (`os.sync`), then fdatasync a probe file every `interval`
+    until no wait passed `threshold_ms` for `quiet_seconds` (at most `timeout`): a benchmark
+    phase then starts on a disk that is done with what the set-up wrote or removed, instead
+    of meeting those stalls. Returns the seconds it took."""
+    started = time.perf_counter()
+    os.sync()
+    path = Path(folder) / "settle-probe"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(descriptor, b"\0" * BLOCK, 0)
+        quiet_since = time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            os.pwrite(descriptor, b"x" * BLOCK, 0)
+            before = time.perf_counter()
+            os.fdatasync(descriptor)
+            if (time.perf_counter() - before) * 1000 > threshold_ms:
+                quiet_since = time.perf_counter()
+            elif time.perf_counter() - quiet_since >= quiet_seconds:
+                break
+            time.sleep(interval)
+    finally:
+        os.close(descriptor)
+        path.unlink(missing_ok=True)
+    return time.perf_counter() - started
+
+
 def probe(path: str, interval: float) -> None:
     stopped = False
 

@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import itertools
 import math
-import os
 import shutil
 import sys
 import tempfile
@@ -45,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ringlog.bench.common import median, percentile, private_nats, report
-from ringlog.bench.disk import FsyncProbe
+from ringlog.bench.disk import FsyncProbe, settle
 
 PROCESSES = ["invitation", "room", "device"]
 SECRET = "bench-scale-secret-" + "x" * 32
@@ -249,11 +248,11 @@ def run_scale(small: int, large: int, history_calls: int, commands: int, runs: i
                 else:
                     shutil.copytree(templates[setup.name], folder)
                 # the copy just written (hundreds of MB for `large`) and the folder removed before
-                # it go to disk now, not during the latency phase, where the services' fsyncs
-                # would wait for that writeback
-                os.sync()
+                # it (GBs for `history`) go to disk now, not during the latency phase, where the
+                # services' fsyncs would wait behind them
+                settled = settle(folder)
                 print(f"run {run + 1}/{runs}: {setup.name} ({loaded[setup.name].events:,} events): "
-                      f"{flows} flows at {rate:g}/s ...", file=out, flush=True)
+                      f"disk settled in {settled:.1f}s; {flows} flows at {rate:g}/s ...", file=out, flush=True)
                 result = measure_run(folder, flows, rate)
                 results[setup.name].append(result)
                 if "error" in result:
