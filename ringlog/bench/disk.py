@@ -69,7 +69,6 @@ def settle(folder: Path, threshold_ms: float = 5.0, quiet_seconds: float = 1.0, 
     path = Path(folder) / "settle-probe"
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
-        os.pwrite(descriptor, b"\0" * BLOCK, 0)
         quiet_since = time.perf_counter()
         while time.perf_counter() - started < timeout:
             os.pwrite(descriptor, b"x" * BLOCK, 0)

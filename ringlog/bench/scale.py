@@ -247,9 +247,9 @@ def run_scale(small: int, large: int, history_calls: int, commands: int, runs: i
                     templates[setup.name].rename(folder)  # the last run may use the template itself
                 else:
                     shutil.copytree(templates[setup.name], folder)
-                # the copy just written (hundreds of MB for `large`) and the folder removed before
-                # it (GBs for `history`) go to disk now, not during the latency phase, where the
-                # services' fsyncs would wait behind them
+                # the disk is done with the copy just written (hundreds of MB for `large`) and the
+                # folder removed before it (GBs for `history`) before the services start: their
+                # fsyncs in the latency phase would wait behind that
                 settled = settle(folder)
                 print(f"run {run + 1}/{runs}: {setup.name} ({loaded[setup.name].events:,} events): "
                       f"disk settled in {settled:.1f}s; {flows} flows at {rate:g}/s ...", file=out, flush=True)
@@ -317,7 +317,8 @@ def run_scale(small: int, large: int, history_calls: int, commands: int, runs: i
 
 
 RUN_KEYS = ("startup_s", *(f"startup_s_{name}" for name in PROCESSES), "cmd_p50_ms", "cmd_p99_ms", "cmd_max_ms",
-            "disk_fsync_stalls", "disk_fsync_max_ms", "commands", "failed_flows", "rss_mb", *(f"rss_mb_{name}" for name in PROCESSES), "rss_mb_ready",
+            "disk_fsync_stalls", "disk_fsync_max_ms", "commands", "failed_flows",
+            "rss_mb", *(f"rss_mb_{name}" for name in PROCESSES), "rss_mb_ready",
             "peak_rss_mb", *(f"peak_rss_mb_{name}" for name in PROCESSES))
 
 
