@@ -58,6 +58,14 @@ class FsyncProbe:
         return json.loads(lines[-1]) if lines else summarize([])  # stopped before it could start
 
 
+def _write_and_sync_ms(descriptor: int, block: bytes, offset: int) -> float:
+    """Write `block` at `offset` and fdatasync it: the milliseconds the sync waited."""
+    os.pwrite(descriptor, block, offset)
+    started = time.perf_counter()
+    os.fdatasync(descriptor)
+    return (time.perf_counter() - started) * 1000
+
+
 def settle(folder: Path, threshold_ms: float = 5.0, quiet_seconds: float = 1.0, timeout: float = 30.0,
            interval: float = 0.01) -> float:
     """Write back what is dirty (`os.sync`), then fdatasync a probe file every `interval`
@@ -69,12 +77,10 @@ def settle(folder: Path, threshold_ms: float = 5.0, quiet_seconds: float = 1.0, 
     path = Path(folder) / "settle-probe"
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
+        block = b"x" * BLOCK
         quiet_since = time.perf_counter()
         while time.perf_counter() - started < timeout:
-            os.pwrite(descriptor, b"x" * BLOCK, 0)
-            before = time.perf_counter()
-            os.fdatasync(descriptor)
-            if (time.perf_counter() - before) * 1000 > threshold_ms:
+            if _write_and_sync_ms(descriptor, block, 0) > threshold_ms:
                 quiet_since = time.perf_counter()
             elif time.perf_counter() - quiet_since >= quiet_seconds:
                 break
@@ -101,10 +107,7 @@ def probe(path: str, interval: float) -> None:
         block = b"x" * BLOCK
         count = 0
         while not stopped:
-            os.pwrite(descriptor, block, (count % 16) * BLOCK)
-            started = time.perf_counter()
-            os.fdatasync(descriptor)
-            waits.append((time.perf_counter() - started) * 1000)
+            waits.append(_write_and_sync_ms(descriptor, block, (count % 16) * BLOCK))
             count += 1
             time.sleep(interval)
     finally:
