@@ -13,7 +13,6 @@ reply into a `ringlog.replies` Struct. Every refusal raises a `CommandError` sub
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Awaitable, Callable
 
 import msgspec
@@ -35,6 +34,7 @@ from ringlog.hang_up_hook import HangUpHookResponder
 from ringlog.replies import CommandReply, HangUpReply, JoinReply, MissedCallClickReply, SendReply, reply_type
 from ringlog.subscriber import CallbackSubscriber
 from schemas import commands as cmd
+from schemas.ids import new_uuid
 from schemas.subjects import DEFAULT_PREFIX, Subjects
 from services.runtime.requests import Reply, Requests, RequestsClosed
 
@@ -49,7 +49,9 @@ __all__ = [
 
 
 def new_command_id() -> str:
-    return uuid.uuid4().hex
+    """A time-ordered id (UUID version 7): the services' stores index command records by it,
+    and ids that follow the clock keep those index writes on the newest pages."""
+    return new_uuid()
 
 
 async def connect(url: str, token: str | None = None, prefix: str = DEFAULT_PREFIX, **options: Any) -> "Client":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 
 USER_ID_MAX_BYTES = 64
 CALL_ID_MAX_BYTES = 128
@@ -68,3 +70,30 @@ def decode_token(token: str) -> str:
         position = match.end()
     raw.extend(token[position:].encode("ascii"))
     return raw.decode("utf-8")
+
+
+_random_tails: list[bytes] = []
+
+
+def new_uuid() -> str:
+    """A version 7 UUID (RFC 9562) in its usual text form: the Unix time in milliseconds,
+    then 74 random bits.
+
+    Ids made close in time sort close together, so the store indexes keyed by them (a
+    call's stream, a command's record) take each new key on their newest pages; random
+    (version 4) ids land anywhere in the index, and a group commit then writes about
+    three times as many pages, fsync included (docs/performance.md, step 38). The OS's
+    randomness is read 2.5 KB at a time instead of one `getrandom` call per id.
+    """
+    if not _random_tails:
+        raw = os.urandom(10 * 256)
+        _random_tails.extend(raw[i:i + 10] for i in range(0, len(raw), 10))
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(_random_tails.pop(), "big")
+    value = (value & _CLEAR_VERSION_AND_VARIANT) | _VERSION_7_RFC_9562
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+os.register_at_fork(after_in_child=_random_tails.clear)  # a forked child draws its own
+_CLEAR_VERSION_AND_VARIANT = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_7_RFC_9562 = (0x7000 << 64) | (0x8000 << 48)

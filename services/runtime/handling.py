@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,6 +30,7 @@ from typing import Any, Callable, Generic, Sequence, TypeVar
 from schemas.commands import Command
 from schemas.enums import Source
 from schemas.events import Event
+from schemas.ids import new_uuid
 from services.runtime.domain import CommandRejected, Context, Stamper
 from services.runtime.errors import ServiceError, to_service_error
 from services.runtime.store import CommandRecord, EventStore, WrittenRow
@@ -42,26 +42,6 @@ Writes = Sequence[tuple[str, Sequence[Event]]]
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-_random_blocks: list[bytes] = []
-
-
-def new_uuid() -> str:
-    """A random (version 4) UUID, as `str(uuid.uuid4())` gives, at half its cost: the OS's
-    randomness is read 4 KB at a time instead of one `getrandom` call per id."""
-    if not _random_blocks:
-        raw = os.urandom(16 * 256)
-        _random_blocks.extend(raw[i:i + 16] for i in range(0, len(raw), 16))
-    value = int.from_bytes(_random_blocks.pop(), "big")
-    value = (value & _CLEAR_VERSION_AND_VARIANT) | _VERSION_4_RFC_4122
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
-os.register_at_fork(after_in_child=_random_blocks.clear)  # a forked child draws its own
-_CLEAR_VERSION_AND_VARIANT = ~((0xF000 << 64) | (0xC000 << 48))
-_VERSION_4_RFC_4122 = (0x4000 << 64) | (0x8000 << 48)
 
 
 @dataclass

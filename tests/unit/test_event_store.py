@@ -94,14 +94,3 @@ def test_the_notification_log_reads_as_eventsourcing_reads_it(store):
     assert store.notifications(store.max_position(), 10) == []
     assert [event.eventID for _, event in store.events_since(0)][:3] == ["c0-1", "c0-2", "c1-1"]
 
-
-def test_new_ids_are_distinct_version_4_uuids():
-    import uuid
-
-    from services.runtime.handling import new_uuid
-
-    ids = [new_uuid() for _ in range(5000)]
-    assert len(set(ids)) == len(ids)
-    for text in ids[:600]:
-        parsed = uuid.UUID(text)
-        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122

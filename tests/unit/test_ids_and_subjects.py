@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 import re
+import time
+import uuid
 
 import pytest
 
 from schemas.enums import Source
 from schemas.events import BY_NAME, CameraStateChanged, CallEnd, Enter, Error, IncomingCallReceived, StateChanged
-from schemas.ids import InvalidId, check_call_id, check_user_id, decode_token, encode_token
+from schemas.ids import InvalidId, check_call_id, check_user_id, decode_token, encode_token, new_uuid
 from schemas.subjects import Subjects
 from schemas.types import User, ZegoUIKitError
 
@@ -221,3 +223,22 @@ def test_a_call_id_never_yields_a_wildcard(call_id):
         assert not re.search(r"[*>\s]", subject), subject
         assert tokens[position] == encode_token(call_id) and decode_token(tokens[position]) == call_id
     assert subjects.event_filter(call_id=call_id).split(".")[2:] == ["*", "*", encode_token(call_id), "*"]
+
+
+def test_new_ids_are_distinct_version_7_uuids_that_follow_the_clock():
+    before_ms = time.time_ns() // 1_000_000
+    ids = [new_uuid() for _ in range(5000)]
+    after_ms = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    for text in ids[:600]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert before_ms <= parsed.int >> 80 <= after_ms
+        assert check_call_id(text) == text and encode_token(text) == text  # a plain id and subject token
+
+
+def test_new_ids_made_a_millisecond_apart_sort_in_that_order():
+    earlier = new_uuid()
+    time.sleep(0.002)
+    later = [new_uuid() for _ in range(50)]
+    assert all(earlier < text for text in later)

@@ -3,7 +3,7 @@
 import pytest
 
 from schemas.subjects import STREAM_NAME
-from services.runtime.handling import new_uuid
+from schemas.ids import new_uuid
 from services.runtime.relay import Relay
 from services.runtime.wire import header_block
 
