@@ -50,7 +50,8 @@ def cmd_flows(args: argparse.Namespace) -> int:
         # the services' server runs as `ringlog up` runs it; the bus samples on a plain one
         with private_nats(nice=args.nats_nice) as server:
             flows = measure_flows(server.url, args.concurrency, args.duration, args.latency_rate,
-                                  nats_pid=server.process.pid if server.process else None)
+                                  nats_pid=server.process.pid if server.process else None,
+                                  random_ids=args.random_ids)
         runs.append({**flows, "bus_publish_per_s": bus["bus_publish_per_s"],
                      "ratio": flows["events_per_s"] / bus["bus_publish_per_s"]})
     keys = ("events_per_s", "bus_publish_per_s", "ratio", "flows_per_s", "cmd_p50_ms", "cmd_p99_ms",
@@ -62,7 +63,7 @@ def cmd_flows(args: argparse.Namespace) -> int:
     figures.update({"lost": sum(run["lost"] for run in runs), "duplicated": sum(run["duplicated"] for run in runs),
                     "failed_flows": sum(run["failed_flows"] for run in runs), "runs": args.runs,
                     "events_per_flow": EVENTS_PER_FLOW, "concurrency": args.concurrency,
-                    "nats_nice": args.nats_nice})
+                    "nats_nice": args.nats_nice, "random_ids": args.random_ids})
     report("bench flows: calls through invitation, room and device services (medians of runs)", figures, args.json)
     return 0 if figures["lost"] == 0 and figures["duplicated"] == 0 else 1
 
@@ -100,6 +101,9 @@ def register(subparsers) -> None:
     flows.add_argument("--nats-nice", type=int, default=None,
                        help="niceness of the services' nats-server, as `ringlog up` gives it (default "
                             "RINGLOG_NATS_NICE or 10); the bus samples run at 0")
+    flows.add_argument("--random-ids", action="store_true",
+                       help="clients bring their own random (version 4) commandIDs and callIDs, instead of "
+                            "the SDK's time-ordered commandIDs and the callIDs the service generates")
     flows.add_argument("--json", action="store_true")
     flows.set_defaults(func=cmd_flows)
 
