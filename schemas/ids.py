@@ -1,4 +1,4 @@
-"""Id rules (ARCHITECTURE.md 2.1) and the one encoding of ids into subject tokens."""
+"""Id rules (ARCHITECTURE.md 2.1), the one encoding of ids into subject tokens, and new ids."""
 
 from __future__ import annotations
 
