@@ -85,13 +85,20 @@ def new_uuid() -> str:
     three times as many pages, fsync included (docs/performance.md, step 38). The OS's
     randomness is read 2.5 KB at a time instead of one `getrandom` call per id.
     """
-    if not _random_tails:
-        raw = os.urandom(10 * 256)
-        _random_tails.extend(raw[i:i + 10] for i in range(0, len(raw), 10))
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(_random_tails.pop(), "big")
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(_random_tail(), "big")
     value = (value & _CLEAR_VERSION_AND_VARIANT) | _VERSION_7_RFC_9562
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _random_tail() -> bytes:
+    """10 random bytes; safe from several threads (a `pop` is atomic, a refill keeps its first)."""
+    try:
+        return _random_tails.pop()
+    except IndexError:
+        raw = os.urandom(10 * 256)
+        _random_tails.extend(raw[i:i + 10] for i in range(10, len(raw), 10))
+        return raw[:10]
 
 
 os.register_at_fork(after_in_child=_random_tails.clear)  # a forked child draws its own

@@ -242,3 +242,12 @@ def test_new_ids_made_a_millisecond_apart_sort_in_that_order():
     time.sleep(0.002)
     later = [new_uuid() for _ in range(50)]
     assert all(earlier < text for text in later)
+
+
+def test_new_ids_stay_distinct_across_refills_of_the_randomness_block():
+    from schemas import ids
+
+    ids._random_tails.clear()
+    drawn = [new_uuid() for _ in range(600)]  # two refills of 256 tails each, and part of a third
+    assert len(set(drawn)) == 600 and len({text[19:] for text in drawn}) == 600  # the random part differs
+    assert all(uuid.UUID(text).version == 7 for text in drawn)
