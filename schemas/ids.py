@@ -8,6 +8,7 @@ import time
 
 USER_ID_MAX_BYTES = 64
 CALL_ID_MAX_BYTES = 128
+COMMAND_ID_MAX_BYTES = 128
 
 # The kit's own rule: letters, digits and ~!@#$%^&*()_+=-`;',.<>/\
 _ALLOWED = re.compile(r"[A-Za-z0-9~!@#$%^&*()_+=\-`;',.<>/\\]+")

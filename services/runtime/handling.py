@@ -30,7 +30,7 @@ from typing import Any, Callable, Generic, Sequence, TypeVar
 from schemas.commands import Command
 from schemas.enums import Source
 from schemas.events import Event
-from schemas.ids import new_uuid
+from schemas.ids import COMMAND_ID_MAX_BYTES, InvalidId, check_id, new_uuid
 from services.runtime.domain import CommandRejected, Context, Stamper
 from services.runtime.errors import ServiceError, to_service_error
 from services.runtime.store import CommandRecord, EventStore, WrittenRow
@@ -235,8 +235,15 @@ class StateCache(Generic[S]):
 
 
 def internal_command_id(kind: str, key: str) -> str:
-    """A deterministic, rule-abiding commandID for a command the service issues itself."""
-    return f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+    """A deterministic, rule-abiding commandID for a command the service issues itself:
+    `<kind>-<key>` where that obeys the id rules, so a time-ordered key (a callID the
+    service made) keeps its order in the store's index (docs/performance.md, step 38);
+    else `<kind>-` and a hash of the key."""
+    plain = f"{kind}-{key}"
+    try:
+        return check_id(plain, "commandID", COMMAND_ID_MAX_BYTES)
+    except InvalidId:
+        return f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:40]}"
 
 
 def verb_of(command: object) -> str:

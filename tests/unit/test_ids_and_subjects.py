@@ -7,13 +7,14 @@ import re
 import time
 import uuid
 
+import msgspec
 import pytest
 
 from schemas.enums import Source
 from schemas.events import BY_NAME, CameraStateChanged, CallEnd, Enter, Error, IncomingCallReceived, StateChanged
 from schemas.ids import InvalidId, check_call_id, check_user_id, decode_token, encode_token, new_uuid
 from schemas.subjects import Subjects
-from schemas.types import User, ZegoUIKitError
+from schemas.types import CommandID, User, ZegoUIKitError
 
 KIT_PUNCTUATION = "~!@#$%^&*()_+=-`;',.<>/\\"
 TOKEN = re.compile(r"(?:[A-Za-z0-9_-]|%[0-9A-F]{2})+")  # no `.`, `*`, `>`, whitespace or a bare `%`
@@ -251,3 +252,18 @@ def test_new_ids_stay_distinct_across_refills_of_the_randomness_block():
     drawn = [new_uuid() for _ in range(600)]  # two refills of 256 tails each, and part of a third
     assert len(set(drawn)) == 600 and len({text[19:] for text in drawn}) == 600  # the random part differs
     assert all(uuid.UUID(text).version == 7 for text in drawn)
+
+
+def test_internal_command_ids_keep_a_rule_abiding_key_and_hash_a_long_one():
+    from services.runtime.handling import internal_command_id
+
+    call_ids = [new_uuid() for _ in range(3)]
+    ids = [internal_command_id("timeout", call_id) for call_id in call_ids]
+    assert ids == [f"timeout-{call_id}" for call_id in call_ids]
+    assert sorted(ids) == [f"timeout-{call_id}" for call_id in sorted(call_ids)]  # in the calls' order
+    assert internal_command_id("timeout", call_ids[0]) == ids[0]  # deterministic
+    longest = "c" * 128  # a valid callID, too long with the prefix
+    hashed = internal_command_id("timeout", longest)
+    assert hashed == internal_command_id("timeout", longest) and hashed.startswith("timeout-") and len(hashed) == 48
+    for command_id in (*ids, hashed, internal_command_id("dialBack", "kit~id!")):
+        assert msgspec.json.decode(msgspec.json.encode(command_id), type=CommandID) == command_id
