@@ -7,15 +7,16 @@ from typing import Annotated
 import msgspec
 
 from schemas.enums import ZegoSignalingPluginInvitationUserState
+from schemas.ids import CALL_ID_MAX_BYTES, COMMAND_ID_MAX_BYTES, USER_ID_MAX_BYTES
 
 ID_CHARS = r"[A-Za-z0-9~!@#$%^&*()_+=\-`;',.<>/\\]"
 
 # `$(?!\n)`: Python's `$` also matches before a final newline; the lookahead refuses it
 # (and means the same in JSON Schema's ECMA-262 regexes).
 ID_PATTERN = f"^{ID_CHARS}+$(?!\n)"
-UserID = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
-CallID = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]
-CommandID = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]
+UserID = Annotated[str, msgspec.Meta(min_length=1, max_length=USER_ID_MAX_BYTES, pattern=ID_PATTERN)]
+CallID = Annotated[str, msgspec.Meta(min_length=1, max_length=CALL_ID_MAX_BYTES, pattern=ID_PATTERN)]
+CommandID = Annotated[str, msgspec.Meta(min_length=1, max_length=COMMAND_ID_MAX_BYTES, pattern=ID_PATTERN)]
 UserName = Annotated[str, msgspec.Meta(max_length=256)]
 CUSTOM_DATA_MAX_BYTES = 4096
 CustomData = Annotated[str, msgspec.Meta(max_length=CUSTOM_DATA_MAX_BYTES)]
