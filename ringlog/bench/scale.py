@@ -66,7 +66,7 @@ class Loaded:
 
 
 def setups(small: int, large: int, history_calls: int) -> list[Setup]:
-    from ringlog.bench.preload import calls_for_events
+    from ringlog.bench.history import calls_for_events
 
     return [Setup("empty", 0), Setup("small", calls_for_events(small), 1),
             Setup("large", calls_for_events(large), 2), Setup("history", history_calls, 3)]

@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 import nats
 from nats.js.api import DeliverPolicy
 
-from ringlog.bench.preload import History, preload
+from ringlog.bench.history import History
+from ringlog.bench.preload import preload
 from schemas.subjects import STREAM_NAME
 from tests.integration.harness import env_without_ringlog_settings
 

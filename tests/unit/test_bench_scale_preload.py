@@ -5,7 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ringlog.bench.preload import HISTORY_GAP, MIX, History, calls_for_events, group_by_service, preload
+from ringlog.bench.history import HISTORY_GAP, MIX, History, calls_for_events
+from ringlog.bench.preload import group_by_service, preload
 from schemas.enums import Source
 from schemas.events import RemoteCameraExceptionOccurred, RemoteMicrophoneExceptionOccurred, decode_event, encode_event
 from services.device import domain as device_domain
