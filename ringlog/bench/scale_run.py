@@ -1,0 +1,147 @@
+"""One run of `ringlog bench scale` on one prepared folder: start the services, time their
+start-up, run a fixed workload of call flows, read each service's memory.
+
+The folder holds `data/` (the three services' stores) and `nats/` (the stream), as
+`ringlog.bench.scale.prepare` leaves them; the services start as child processes
+(`ringlog.up.Supervisor`) on a nats-server over `nats/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+from ringlog.bench.common import percentile
+from ringlog.bench.disk import FsyncProbe
+
+PROCESSES = ["invitation", "room", "device"]
+SECRET = "bench-scale-secret-" + "x" * 32
+
+
+def read_memory_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MB."""
+    values = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024  # kB
+    return values.get("VmRSS", float("nan")), values.get("VmHWM", float("nan"))
+
+
+async def wait_each_ready(url: str, supervisor, started: float, timeout: float) -> dict[str, float]:
+    """Seconds from `started` until each service first answers `$SRV.PING` (polled every 20 ms)."""
+    import nats
+
+    nc = await nats.connect(url)
+    ready: dict[str, float] = {}
+    try:
+        deadline = time.perf_counter() + timeout
+        while len(ready) < len(supervisor.children):
+            for name, child in supervisor.children.items():
+                if name in ready:
+                    continue
+                if child.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {child.returncode}; see "
+                                       f"{supervisor.settings.data_dir}/{name}.log")
+                try:
+                    await nc.request(f"$SRV.PING.ringlog-{name}", b"", timeout=0.5)
+                    ready[name] = time.perf_counter() - started
+                except Exception:
+                    pass
+            if len(ready) < len(supervisor.children):
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"not ready within {timeout:.0f}s: "
+                                       f"{', '.join(sorted(set(supervisor.children) - set(ready)))}")
+                await asyncio.sleep(0.02)
+        return ready
+    finally:
+        await nc.close()
+
+
+async def run_flows(url: str, flows: int, rate: float) -> dict:
+    """`flows` whole call flows started at `rate` per second, whatever the latency."""
+    from ringlog.bench.flows import FlowDriver, Measured
+    from ringlog.client import Client
+
+    client = await Client.connect(url)
+    client.timeout = 30
+    measured = Measured()
+    driver = FlowDriver(client, SECRET, measured)
+    numbers = itertools.count()
+    running = []
+    started = time.perf_counter()
+    try:
+        for count in range(1, flows + 1):
+            running.append(asyncio.create_task(driver.flow(next(numbers))))
+            delay = started + count / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await asyncio.gather(*running)
+    finally:
+        await client.close()
+    return {"latencies": measured.command_latencies, "failed_flows": sum(measured.failures.values()),
+            "failures": dict(measured.failures), "seconds": time.perf_counter() - started}
+
+
+def log_tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def measure_run(folder: Path, flows: int, rate: float, ready_timeout: float = 600.0) -> dict:
+    """Start the services over `folder` (data/ and nats/), time start-up, run flows, read memory.
+
+    A service that does not start (or dies) gives {"error": ...} instead of figures."""
+    from ringlog.natsserver import NatsServer
+    from ringlog.up import Supervisor
+    from services.runtime.config import Settings
+
+    server = NatsServer(folder / "nats").start()
+    supervisor = None
+    try:
+        settings = Settings(nats_url=server.url, data_dir=folder / "data", token_secret=SECRET)
+        supervisor = Supervisor(settings, server.url, 0, 0, processes=list(PROCESSES))
+        started = time.perf_counter()
+        supervisor.start()
+        try:
+            ready = asyncio.run(wait_each_ready(server.url, supervisor, started, ready_timeout))
+        except RuntimeError as error:
+            failed = supervisor.failed_child()
+            tail = log_tail(folder / "data" / f"{failed}.log") if failed else ""
+            return {"error": f"{error} after {time.perf_counter() - started:.1f}s" + (f": {tail}" if tail else "")}
+        rss_ready = {name: read_memory_mb(child.pid)[0] for name, child in supervisor.children.items()}
+        probe = FsyncProbe(folder).start()  # a disk stall shows in a p99 of 2,000 samples whatever the log holds
+        try:
+            workload = asyncio.run(run_flows(server.url, flows, rate))
+        finally:
+            disk = probe.stop()
+        failed = supervisor.failed_child()
+        if failed:
+            return {"error": f"{failed} exited during the workload: {log_tail(folder / 'data' / f'{failed}.log')}"}
+        memory = {name: read_memory_mb(child.pid) for name, child in supervisor.children.items()}
+        latencies = workload["latencies"]
+        return {
+            "startup_s": max(ready.values()),
+            **{f"startup_s_{name}": ready[name] for name in PROCESSES},
+            "cmd_p50_ms": percentile(latencies, 0.50) * 1000,
+            "cmd_p99_ms": percentile(latencies, 0.99) * 1000,
+            "cmd_max_ms": max(latencies) * 1000 if latencies else float("nan"),
+            "disk_fsync_stalls": disk["disk_fsync_stalls"],
+            "disk_fsync_max_ms": disk["disk_fsync_max_ms"] or 0.0,
+            "commands": len(latencies),
+            "failed_flows": workload["failed_flows"],
+            "rss_mb": sum(rss for rss, _ in memory.values()),
+            **{f"rss_mb_{name}": memory[name][0] for name in PROCESSES},
+            "rss_mb_ready": sum(rss_ready.values()),
+            "peak_rss_mb": sum(peak for _, peak in memory.values()),
+            **{f"peak_rss_mb_{name}": memory[name][1] for name in PROCESSES},
+        }
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+        server.stop()
