@@ -51,7 +51,8 @@ USERS = 50_000  # the user pool the calls are drawn from
 
 
 class UuidLike:
-    """UUID-shaped unique ids from a random salt and a counter (uuid4 per event is slow)."""
+    """UUID-shaped unique ids from a seeded salt and a counter: the same seed gives the same
+    history, ids included (tests rebuild a preload's events from its seed)."""
 
     def __init__(self, salt: int):
         self.salt = f"{salt & (2**64 - 1):016x}"
