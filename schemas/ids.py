@@ -74,6 +74,9 @@ def decode_token(token: str) -> str:
 
 
 _random_tails: list[bytes] = []
+os.register_at_fork(after_in_child=_random_tails.clear)  # a forked child draws its own
+_CLEAR_VERSION_AND_VARIANT = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_7_RFC_9562 = (0x7000 << 64) | (0x8000 << 48)
 
 
 def new_uuid() -> str:
@@ -101,7 +104,3 @@ def _random_tail() -> bytes:
         _random_tails.extend(raw[i:i + 10] for i in range(10, len(raw), 10))
         return raw[:10]
 
-
-os.register_at_fork(after_in_child=_random_tails.clear)  # a forked child draws its own
-_CLEAR_VERSION_AND_VARIANT = ~((0xF000 << 64) | (0xC000 << 48))
-_VERSION_7_RFC_9562 = (0x7000 << 64) | (0x8000 << 48)

@@ -115,13 +115,14 @@ async def closed_loop(driver: FlowDriver, numbers, concurrency: int, duration: f
     return (driver.measured.flows_done - done_before) / (time.perf_counter() - started)
 
 
-async def open_loop(driver: FlowDriver, numbers, rate: float, duration: float) -> None:
-    """Start flows at a fixed rate, whatever the latency (as independent clients do)."""
+async def open_loop(driver: FlowDriver, numbers, rate: float, duration: float, limit: int | None = None) -> None:
+    """Start flows at a fixed rate, whatever the latency (as independent clients do), for
+    `duration` seconds or until `limit` flows have started."""
     interval = 1.0 / rate
     started = time.perf_counter()
     running = []
     count = 0
-    while time.perf_counter() - started < duration:
+    while time.perf_counter() - started < duration and (limit is None or count < limit):
         running.append(asyncio.create_task(driver.flow(next(numbers))))
         count += 1
         delay = started + count * interval - time.perf_counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def read_memory_mb(pid: int) -> tuple[float, float]:
 async def wait_each_ready(url: str, supervisor, started: float, timeout: float) -> dict[str, float]:
     """Seconds from `started` until each service first answers `$SRV.PING` (polled every 20 ms)."""
     import nats
+    from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
     nc = await nats.connect(url)
     ready: dict[str, float] = {}
@@ -49,8 +51,8 @@ async def wait_each_ready(url: str, supervisor, started: float, timeout: float) 
                 try:
                     await nc.request(f"$SRV.PING.ringlog-{name}", b"", timeout=0.5)
                     ready[name] = time.perf_counter() - started
-                except Exception:
-                    pass
+                except (NoRespondersError, NatsTimeout):
+                    pass  # not answering yet: asked again in 20 ms
             if len(ready) < len(supervisor.children):
                 if time.perf_counter() > deadline:
                     raise RuntimeError(f"not ready within {timeout:.0f}s: "
@@ -63,27 +65,17 @@ async def wait_each_ready(url: str, supervisor, started: float, timeout: float) 
 
 async def run_flows(url: str, flows: int, rate: float) -> dict:
     """`flows` whole call flows started at `rate` per second, whatever the latency."""
-    from ringlog.bench.flows import FlowDriver, Measured
+    from ringlog.bench.flows import FlowDriver, Measured, open_loop
     from ringlog.client import Client
 
     client = await Client.connect(url)
     client.timeout = 30
     measured = Measured()
-    driver = FlowDriver(client, SECRET, measured)
-    numbers = itertools.count()
-    running = []
-    started = time.perf_counter()
     try:
-        for count in range(1, flows + 1):
-            running.append(asyncio.create_task(driver.flow(next(numbers))))
-            delay = started + count / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        await asyncio.gather(*running)
+        await open_loop(FlowDriver(client, SECRET, measured), itertools.count(), rate, math.inf, limit=flows)
     finally:
         await client.close()
-    return {"latencies": measured.command_latencies, "failed_flows": sum(measured.failures.values()),
-            "failures": dict(measured.failures), "seconds": time.perf_counter() - started}
+    return {"latencies": measured.command_latencies, "failed_flows": sum(measured.failures.values())}
 
 
 def log_tail(path: Path, lines: int = 5) -> str:
