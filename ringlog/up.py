@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import nats
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
 from ringlog.natsserver import NatsServer, die_with_parent, free_port
 from services.runtime.config import Settings
@@ -70,26 +71,31 @@ class Supervisor:
             )
         return url
 
-    async def wait_ready(self, url: str, timeout: float = 60.0) -> None:
-        """Every service answers `$SRV.PING` (the projector too, when present)."""
+    async def wait_ready(self, url: str, timeout: float = 60.0, poll: float = 0.2) -> dict[str, float]:
+        """Every service answers `$SRV.PING` (the projector too, when present), each asked
+        again every `poll` seconds until it does; returns when each first answered
+        (`time.perf_counter()`)."""
         nc = await nats.connect(url)
+        ready: dict[str, float] = {}
         try:
             deadline = time.monotonic() + timeout
-            waiting = set(self.children)
-            while waiting:
-                for name in list(waiting):
-                    child = self.children[name]
+            while len(ready) < len(self.children):
+                for name, child in self.children.items():
+                    if name in ready:
+                        continue
                     if child.poll() is not None:
                         raise RuntimeError(f"{name} exited with {child.returncode}; see {self.settings.data_dir}/{name}.log")
                     try:
                         await nc.request(f"$SRV.PING.ringlog-{name}", b"", timeout=0.5)
-                        waiting.discard(name)
-                    except Exception:
-                        pass
-                if waiting and time.monotonic() > deadline:
-                    raise RuntimeError(f"not ready within {timeout}s: {', '.join(sorted(waiting))}")
-                if waiting:
-                    await asyncio.sleep(0.2)
+                        ready[name] = time.perf_counter()
+                    except (NoRespondersError, NatsTimeout):
+                        pass  # not answering yet
+                if len(ready) < len(self.children):
+                    if time.monotonic() > deadline:
+                        waiting = ", ".join(sorted(set(self.children) - set(ready)))
+                        raise RuntimeError(f"not ready within {timeout:.0f}s: {waiting}")
+                    await asyncio.sleep(poll)
+            return ready
         finally:
             await nc.close()
 

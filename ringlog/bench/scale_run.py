@@ -32,37 +32,6 @@ def read_memory_mb(pid: int) -> tuple[float, float]:
     return values.get("VmRSS", float("nan")), values.get("VmHWM", float("nan"))
 
 
-async def wait_each_ready(url: str, supervisor, started: float, timeout: float) -> dict[str, float]:
-    """Seconds from `started` until each service first answers `$SRV.PING` (polled every 20 ms)."""
-    import nats
-    from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
-
-    nc = await nats.connect(url)
-    ready: dict[str, float] = {}
-    try:
-        deadline = time.perf_counter() + timeout
-        while len(ready) < len(supervisor.children):
-            for name, child in supervisor.children.items():
-                if name in ready:
-                    continue
-                if child.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {child.returncode}; see "
-                                       f"{supervisor.settings.data_dir}/{name}.log")
-                try:
-                    await nc.request(f"$SRV.PING.ringlog-{name}", b"", timeout=0.5)
-                    ready[name] = time.perf_counter() - started
-                except (NoRespondersError, NatsTimeout):
-                    pass  # not answering yet: asked again in 20 ms
-            if len(ready) < len(supervisor.children):
-                if time.perf_counter() > deadline:
-                    raise RuntimeError(f"not ready within {timeout:.0f}s: "
-                                       f"{', '.join(sorted(set(supervisor.children) - set(ready)))}")
-                await asyncio.sleep(0.02)
-        return ready
-    finally:
-        await nc.close()
-
-
 async def run_flows(url: str, flows: int, rate: float) -> dict:
     """`flows` whole call flows started at `rate` per second, whatever the latency."""
     from ringlog.bench.flows import FlowDriver, Measured, open_loop
@@ -101,7 +70,8 @@ def measure_run(folder: Path, flows: int, rate: float, ready_timeout: float = 60
         started = time.perf_counter()
         supervisor.start()
         try:
-            ready = asyncio.run(wait_each_ready(server.url, supervisor, started, ready_timeout))
+            answered = asyncio.run(supervisor.wait_ready(server.url, ready_timeout, poll=0.02))
+            ready = {name: at - started for name, at in answered.items()}
         except RuntimeError as error:
             failed = supervisor.failed_child()
             tail = log_tail(folder / "data" / f"{failed}.log") if failed else ""
