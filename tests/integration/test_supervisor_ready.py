@@ -46,17 +46,15 @@ async def test_returns_when_each_child_first_answered(settings, stand_ins):
     supervisor = supervisor_of(settings, {"early": [sys.executable, "-c", "import time; time.sleep(30)"],
                                           "late": [sys.executable, "-c", "import time; time.sleep(30)"]})
     stand_ins.append(supervisor)
-    started = time.perf_counter()
-    responders = await asyncio.gather(answer_pings(settings.nats_url, "early", 0.0),
-                                      answer_pings(settings.nats_url, "late", 0.3))
+    early = await answer_pings(settings.nats_url, "early", 0.0)
+    late = asyncio.create_task(answer_pings(settings.nats_url, "late", 0.5))  # starts while it polls
     try:
         ready = await supervisor.wait_ready(settings.nats_url, timeout=10, poll=0.02)
     finally:
-        for nc in responders:
-            await nc.close()
+        await early.close()
+        await (await late).close()
     assert set(ready) == {"early", "late"}
-    assert started <= ready["early"] <= ready["late"]
-    assert ready["late"] - started >= 0.3
+    assert ready["late"] - ready["early"] >= 0.3  # "late" was asked again until it answered
 
 
 async def test_a_child_that_exits_is_named_at_once(settings, stand_ins):
